@@ -1,0 +1,710 @@
+//! The segmenter: a pure function of input timestamps that decides where LL-HLS parts and
+//! segments begin and end (RFC 8216bis §3.2, §4.4.4.9; PROTOCOLS.md A.1.2).
+//!
+//! # The rule (deterministic: two origins fed the same timestamps cut the same way)
+//!
+//! All decisions are taken on the *leading* track (video when present, else audio), in its
+//! timescale, on the publisher's own timestamps:
+//!
+//! 1. **Probe.** Units are held until the first GOP is known (from the first keyframe to the
+//!    second, or `max_target_duration` of media): `g` = GOP duration, `fd` = frame duration
+//!    = `g / frames in the GOP`. Audio-only streams have `g = fd` = one AAC frame.
+//! 2. **Segments** start on a keyframe. With `T` = segment target and bucket width
+//!    `W = T` if `g ≤ T` else `g`, a keyframe starts a new segment when
+//!    `⌊(dts + fd/2) / W⌋` is larger than that of the current segment's start. The first
+//!    segment's media sequence number is `⌊(dts + fd/2) / W⌋`; every later one is the previous
+//!    plus one. With a constant GOP every bucket holds a keyframe, so a segment is at most
+//!    `⌈T/g⌉·g` long.
+//! 3. **TARGETDURATION** = that maximum rounded to the nearest second (≥ 1, ≤
+//!    `max_target_duration`); it never changes for the life of the stream. If the encoder's GOP
+//!    later grows so that the next part would push a segment past `TARGETDURATION + 0.5 s`, the
+//!    segment is cut at that part boundary without a keyframe (a *forced cut*, logged and
+//!    counted): TARGETDURATION is never exceeded, but the new segment's first part is not
+//!    `INDEPENDENT`.
+//! 4. **Parts** are `n = round(part_target / fd)` frames long, measured from the segment start:
+//!    part `i` begins at the first sample with `dts ≥ start + i·n·fd − fd/2`. A part is closed
+//!    as soon as its last frame arrives (predicted by `dts + fd` reaching the next boundary), so
+//!    a part is servable without waiting for the next frame; its last sample gets duration `fd`
+//!    and the next sample's decode time is pinned to the end of that part when it is within
+//!    `fd/2` of it (its composition offset absorbs the difference, so presentation times are
+//!    exact and the decode timeline has no holes).
+//! 5. **Audio with video** follows the video's actual part boundaries: an audio frame belongs to
+//!    the part its midpoint falls in. Audio parts therefore carry the same media sequence numbers
+//!    and part indices as video parts. An audio part that stays empty for more than one second of
+//!    video is published as a GAP part.
+//!
+//! PART-TARGET is advertised as the longest part these rules can produce: `n·fd` (+1 ms for
+//! millisecond timestamp jitter), or `⌈n·fd / afd⌉·afd` (+1 ms) for audio frames of duration
+//! `afd`.
+
+use bytes::Bytes;
+use ferrocast_media::time::rescale;
+use ferrocast_media::{MediaUnit, TrackKind};
+use std::collections::VecDeque;
+
+/// Longest probe buffer (units) before timing is decided with what is known.
+const MAX_PROBE_UNITS: usize = 4096;
+/// Bound on audio units waiting for the video to open their part.
+const MAX_FOLLOWER_QUEUE: usize = 1024;
+
+/// User settings of the segmenter, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmenterConfig {
+    /// Desired part duration.
+    pub part_target_ms: u32,
+    /// Desired segment duration.
+    pub segment_target_ms: u32,
+    /// Upper bound for TARGETDURATION.
+    pub max_target_duration_ms: u32,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        Self {
+            part_target_ms: 200,
+            segment_target_ms: 2000,
+            max_target_duration_ms: 10_000,
+        }
+    }
+}
+
+/// The stream timing decided after the probe; constant for the life of the segmenter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// EXT-X-TARGETDURATION in seconds.
+    pub target_duration: u32,
+    /// EXT-X-PART-INF PART-TARGET in milliseconds.
+    pub part_target_ms: u32,
+    /// Video frame rate, when the stream has video.
+    pub frame_rate: Option<f64>,
+}
+
+/// One sample of a closed part, with its final decode time and duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegSample {
+    /// Decode time in the track timescale.
+    pub dts: i64,
+    /// Duration in the track timescale.
+    pub duration: u32,
+    /// Composition offset.
+    pub cts: i32,
+    /// Sync sample.
+    pub keyframe: bool,
+    /// Payload (shared, never copied).
+    pub data: Bytes,
+}
+
+/// A part the segmenter has closed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedPart {
+    /// Track.
+    pub track: TrackKind,
+    /// Media sequence number of the parent segment.
+    pub msn: u64,
+    /// Part index within the parent segment.
+    pub index: u32,
+    /// Starts with a sync sample.
+    pub independent: bool,
+    /// Start (decode time) in the track timescale.
+    pub start: i64,
+    /// Duration in the track timescale.
+    pub duration: i64,
+    /// Samples; empty for a GAP part.
+    pub samples: Vec<SegSample>,
+}
+
+impl ClosedPart {
+    /// A part with no media (EXT-X-PART GAP=YES).
+    pub fn is_gap(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
+/// Output of the segmenter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Timing is known (emitted once, before any part).
+    Timing(Timing),
+    /// A part is complete.
+    Part(ClosedPart),
+    /// Every part of segment `msn` of `track` has been emitted.
+    SegmentEnd {
+        /// Track.
+        track: TrackKind,
+        /// The completed segment.
+        msn: u64,
+        /// True when the segment was cut without a keyframe (GOP longer than allowed).
+        forced_next: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    dts: i64,
+    cts: i32,
+    keyframe: bool,
+    data: Bytes,
+}
+
+#[derive(Debug)]
+struct OpenPart {
+    msn: u64,
+    index: u32,
+    independent: bool,
+    samples: Vec<Pending>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    msn: u64,
+    start: i64,
+    next_index: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ticks {
+    fd: i64,
+    half_fd: i64,
+    part: i64,
+    bucket: i64,
+    /// A segment may not reach this length (TARGETDURATION + 0.5 s).
+    seg_limit: i64,
+}
+
+/// The part/segment decision engine for one stream. Feed units with [`Segmenter::push`] in
+/// arrival order; read decisions from the `out` vector. Pure: no clocks, no IO.
+#[derive(Debug)]
+pub struct Segmenter {
+    cfg: SegmenterConfig,
+    lead: TrackKind,
+    lead_ts: u32,
+    follower_ts: Option<u32>,
+    probe: Option<Vec<MediaUnit>>,
+    run: Option<Running>,
+}
+
+#[derive(Debug)]
+struct Running {
+    t: Ticks,
+    seg: Option<Seg>,
+    open: Option<OpenPart>,
+    end: Option<i64>,
+    last_dts: i64,
+    follower: Option<Follower>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PartRef {
+    msn: u64,
+    index: u32,
+    start: i64,
+    end: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Follower {
+    track: TrackKind,
+    ts: u32,
+    lead_ts: u32,
+    fd: i64,
+    queue: VecDeque<Pending>,
+    parts: VecDeque<PartRef>,
+    open: Option<OpenPart>,
+    end: Option<i64>,
+    seg_ends: VecDeque<u64>,
+    dropped: u64,
+}
+
+impl Segmenter {
+    /// A segmenter for a stream with the given tracks: `video` says whether there is a video
+    /// track (it then leads), `audio_rate` the audio sample rate if there is audio.
+    pub fn new(cfg: SegmenterConfig, video: bool, audio_rate: Option<u32>) -> Self {
+        let (lead, lead_ts, follower_ts) = if video {
+            (TrackKind::Video, ferrocast_media::time::VIDEO_TIMESCALE, audio_rate)
+        } else {
+            (TrackKind::Audio, audio_rate.unwrap_or(48_000), None)
+        };
+        Self {
+            cfg,
+            lead,
+            lead_ts,
+            follower_ts,
+            probe: Some(Vec::new()),
+            run: None,
+        }
+    }
+
+    /// Units dropped because the follower track ran too far ahead of the leader.
+    pub fn dropped(&self) -> u64 {
+        self.run
+            .as_ref()
+            .and_then(|r| r.follower.as_ref())
+            .map_or(0, |f| f.dropped)
+    }
+
+    /// Feeds one unit (audio units must be in the audio sample-rate timescale, video units in
+    /// 90 kHz). Units of a track the segmenter was not created for are ignored.
+    pub fn push(&mut self, unit: MediaUnit, out: &mut Vec<Event>) {
+        if unit.track != self.lead && self.follower_ts.is_none() {
+            return;
+        }
+        if let Some(buf) = &mut self.probe {
+            if unit.track == self.lead && buf.iter().all(|u| u.track != self.lead) && !unit.keyframe
+            {
+                return; // wait for the first keyframe
+            }
+            buf.push(unit);
+            if let Some(t) = self.probe_done() {
+                self.start(t, out);
+            }
+            return;
+        }
+        self.process(unit, out);
+    }
+
+    /// Ends the stream: closes every open part and segment.
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        if let Some(buf) = &self.probe {
+            if buf.iter().any(|u| u.track == self.lead) {
+                let t = self.timing_from(None);
+                self.start(t, out);
+            } else {
+                return;
+            }
+        }
+        let lead = self.lead;
+        let Some(run) = &mut self.run else { return };
+        run.close_lead(lead, None, out);
+        if let Some(seg) = run.seg.take() {
+            if let Some(f) = &mut run.follower {
+                f.mark_segment_end(seg.msn);
+            }
+            out.push(Event::SegmentEnd {
+                track: lead,
+                msn: seg.msn,
+                forced_next: false,
+            });
+        }
+        if let Some(f) = &mut run.follower {
+            f.drain(i64::MAX, true, out);
+        }
+    }
+
+    fn probe_done(&self) -> Option<(i64, u32)> {
+        let buf = self.probe.as_ref()?;
+        let mut lead = buf.iter().filter(|u| u.track == self.lead);
+        let first = lead.next()?;
+        let mut frames = 1u32;
+        let limit = rescale(
+            i64::from(self.cfg.max_target_duration_ms),
+            1000,
+            self.lead_ts,
+        );
+        for u in lead {
+            if u.keyframe {
+                return Some((u.dts - first.dts, frames));
+            }
+            if u.dts - first.dts >= limit || buf.len() >= MAX_PROBE_UNITS {
+                return Some((u.dts - first.dts, frames));
+            }
+            frames += 1;
+        }
+        None
+    }
+
+    fn timing_from(&self, gop: Option<(i64, u32)>) -> (i64, u32) {
+        gop.unwrap_or_else(|| {
+            let buf = self.probe.as_deref().unwrap_or_default();
+            let lead: Vec<_> = buf.iter().filter(|u| u.track == self.lead).collect();
+            let span = match (lead.first(), lead.last()) {
+                (Some(a), Some(b)) if lead.len() > 1 => {
+                    (b.dts - a.dts) * lead.len() as i64 / (lead.len() as i64 - 1)
+                }
+                _ => rescale(i64::from(self.cfg.segment_target_ms), 1000, self.lead_ts),
+            };
+            (span, lead.len().max(1) as u32)
+        })
+    }
+
+    fn start(&mut self, gop: (i64, u32), out: &mut Vec<Event>) {
+        let ts = self.lead_ts;
+        let (g, frames) = gop;
+        let g = g.max(1);
+        let fd = ((g + i64::from(frames) / 2) / i64::from(frames.max(1))).max(1);
+        let half_fd = fd / 2;
+        let t = rescale(i64::from(self.cfg.segment_target_ms), 1000, ts).max(1);
+        let (bucket, max_seg) = if g <= t + half_fd {
+            let n = ((t - half_fd) + g - 1) / g;
+            (t, n.max(1) * g)
+        } else {
+            (g, g)
+        };
+        let max_td = (self.cfg.max_target_duration_ms / 1000).max(1);
+        let td = (((max_seg + i64::from(ts) / 2) / i64::from(ts)) as u32).clamp(1, max_td);
+        let n = ((rescale(i64::from(self.cfg.part_target_ms), 1000, ts) + half_fd) / fd).max(1);
+        let part = n * fd;
+        let ceil_ms = |ticks: i64| (ticks * 1000 + i64::from(ts) - 1) / i64::from(ts);
+        let mut part_ms = ceil_ms(part);
+        if let Some(fts) = self.follower_ts {
+            // longest audio part: whole AAC frames covering a video part (exact arithmetic in
+            // the audio timescale)
+            let part_audio = rescale(part, ts, fts);
+            let audio_max = (part_audio + 1023) / 1024 * 1024;
+            part_ms = part_ms.max((audio_max * 1000 + i64::from(fts) - 1) / i64::from(fts));
+        }
+        let timing = Timing {
+            target_duration: td,
+            part_target_ms: part_ms as u32,
+            frame_rate: (self.lead == TrackKind::Video)
+                .then(|| f64::from(ts) * f64::from(frames) / g as f64),
+        };
+        out.push(Event::Timing(timing));
+        let seg_limit = i64::from(td) * i64::from(ts) + i64::from(ts) / 2;
+        self.run = Some(Running {
+            t: Ticks {
+                fd,
+                half_fd,
+                part,
+                bucket,
+                seg_limit,
+            },
+            seg: None,
+            open: None,
+            end: None,
+            last_dts: i64::MIN,
+            follower: self.follower_ts.map(|fts| Follower {
+                track: TrackKind::Audio,
+                ts: fts,
+                lead_ts: ts,
+                fd: 1024,
+                queue: VecDeque::new(),
+                parts: VecDeque::new(),
+                open: None,
+                end: None,
+                seg_ends: VecDeque::new(),
+                dropped: 0,
+            }),
+        });
+        for u in self.probe.take().unwrap_or_default() {
+            self.process(u, out);
+        }
+    }
+
+    fn process(&mut self, u: MediaUnit, out: &mut Vec<Event>) {
+        let lead = self.lead;
+        let Some(run) = &mut self.run else { return };
+        if u.track == lead {
+            run.push_lead(lead, u, out);
+        } else if let Some(f) = &mut run.follower {
+            f.enqueue(u);
+            let now = run.last_dts;
+            f.drain(now, false, out);
+        }
+    }
+}
+
+impl Running {
+    fn boundary(&self, seg: &Seg, index: u32) -> i64 {
+        seg.start + i64::from(index) * self.t.part - self.t.half_fd
+    }
+
+    fn push_lead(&mut self, lead: TrackKind, u: MediaUnit, out: &mut Vec<Event>) {
+        let t = self.t;
+        // Decode times are snapped to the frame grid (multiples of fd on the publisher's own
+        // timeline): millisecond jitter disappears, parts are exact multiples of fd, and the
+        // result depends on nothing but the unit's own timestamp. PTS is kept exact through
+        // the composition offset.
+        let snapped = (u.dts + t.half_fd).div_euclid(t.fd) * t.fd;
+        let floor = match (&self.open, self.end) {
+            (Some(p), _) => p.samples.last().map_or(i64::MIN, |s| s.dts + 1),
+            (None, Some(end)) => end,
+            (None, None) => i64::MIN,
+        };
+        let d = snapped.max(floor);
+        let cts = (i64::from(u.cts) + (u.dts - d)).clamp(i64::from(i32::MIN), i64::from(i32::MAX))
+            as i32;
+        self.last_dts = self.last_dts.max(d);
+        let bucket = |x: i64| (x + t.half_fd).div_euclid(t.bucket);
+        match self.seg {
+            None => {
+                if !u.keyframe {
+                    return;
+                }
+                let msn = bucket(d).max(0) as u64;
+                self.start_segment(msn, d);
+            }
+            Some(seg) if u.keyframe && bucket(d) > bucket(seg.start) => {
+                self.close_lead(lead, Some(d), out);
+                self.end_segment(lead, seg.msn, false, out);
+                self.start_segment(seg.msn + 1, d);
+            }
+            Some(seg) => {
+                if let Some(p) = &self.open {
+                    if d >= self.boundary(&seg, p.index + 1) {
+                        self.close_lead(lead, Some(d), out);
+                    }
+                }
+                if self.open.is_none() && (d - seg.start) + t.part > t.seg_limit {
+                    tracing::warn!(
+                        msn = seg.msn,
+                        "GOP longer than TARGETDURATION allows: cutting a segment without a keyframe"
+                    );
+                    self.end_segment(lead, seg.msn, true, out);
+                    self.start_segment(seg.msn + 1, d);
+                }
+            }
+        }
+        let Some(seg) = &mut self.seg else { return };
+        let open = self.open.get_or_insert_with(|| {
+            let index = seg.next_index;
+            seg.next_index += 1;
+            OpenPart {
+                msn: seg.msn,
+                index,
+                independent: u.keyframe,
+                samples: Vec::new(),
+            }
+        });
+        let index = open.index;
+        open.samples.push(Pending {
+            dts: d,
+            cts,
+            keyframe: u.keyframe,
+            data: u.data,
+        });
+        if let Some(f) = &mut self.follower {
+            f.open_part(open.msn, index, d);
+        }
+        let seg = *seg;
+        if d + t.fd >= self.boundary(&seg, index + 1) {
+            self.close_lead(lead, None, out);
+        }
+    }
+
+    fn start_segment(&mut self, msn: u64, start: i64) {
+        self.seg = Some(Seg {
+            msn,
+            start,
+            next_index: 0,
+        });
+    }
+
+    fn end_segment(&mut self, lead: TrackKind, msn: u64, forced_next: bool, out: &mut Vec<Event>) {
+        if let Some(f) = &mut self.follower {
+            f.mark_segment_end(msn);
+        }
+        out.push(Event::SegmentEnd {
+            track: lead,
+            msn,
+            forced_next,
+        });
+        if let Some(f) = &mut self.follower {
+            f.drain(self.last_dts, false, out);
+        }
+    }
+
+    /// Closes the open lead part. `next_dts` is the decode time of the sample that follows it
+    /// (exact duration), or `None` to use the nominal frame duration (predictive close).
+    fn close_lead(&mut self, lead: TrackKind, next_dts: Option<i64>, out: &mut Vec<Event>) {
+        let Some(p) = self.open.take() else { return };
+        let part = finish(lead, p, next_dts, self.t.fd);
+        let end = part.start + part.duration;
+        self.end = Some(end);
+        if let Some(f) = &mut self.follower {
+            f.close_part(part.msn, part.index, end);
+        }
+        out.push(Event::Part(part));
+        if let Some(f) = &mut self.follower {
+            f.drain(self.last_dts, false, out);
+        }
+    }
+}
+
+/// Turns an open part into a closed one, computing sample durations.
+fn finish(track: TrackKind, p: OpenPart, next_dts: Option<i64>, fd: i64) -> ClosedPart {
+    let start = p.samples.first().map_or(0, |s| s.dts);
+    let n = p.samples.len();
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let s = &p.samples[i];
+        let next = match p.samples.get(i + 1) {
+            Some(nx) => nx.dts,
+            None => next_dts.unwrap_or(s.dts + fd),
+        };
+        samples.push(SegSample {
+            dts: s.dts,
+            duration: (next - s.dts).clamp(1, i64::from(u32::MAX)) as u32,
+            cts: s.cts,
+            keyframe: s.keyframe,
+            data: s.data.clone(),
+        });
+    }
+    let duration = samples.iter().map(|s| i64::from(s.duration)).sum();
+    ClosedPart {
+        track,
+        msn: p.msn,
+        index: p.index,
+        independent: p.independent,
+        start,
+        duration,
+        samples,
+    }
+}
+
+impl Follower {
+    fn to_lead(&self, ticks: i64) -> i64 {
+        rescale(ticks, self.ts, self.lead_ts)
+    }
+
+    fn enqueue(&mut self, u: MediaUnit) {
+        if self.queue.len() >= MAX_FOLLOWER_QUEUE {
+            self.queue.pop_front();
+            self.dropped += 1;
+        }
+        let floor = match (self.queue.back(), &self.open, self.end) {
+            (Some(b), _, _) => b.dts + 1,
+            (None, Some(p), _) => p.samples.last().map_or(i64::MIN, |s| s.dts + 1),
+            (None, None, Some(end)) => end,
+            (None, None, None) => i64::MIN,
+        };
+        let d = u.dts.max(floor);
+        self.queue.push_back(Pending {
+            dts: d,
+            cts: 0,
+            keyframe: true,
+            data: u.data,
+        });
+    }
+
+    fn open_part(&mut self, msn: u64, index: u32, start: i64) {
+        if self
+            .parts
+            .back()
+            .is_some_and(|p| p.msn == msn && p.index == index)
+        {
+            return;
+        }
+        self.parts.push_back(PartRef {
+            msn,
+            index,
+            start,
+            end: None,
+        });
+    }
+
+    fn close_part(&mut self, msn: u64, index: u32, end: i64) {
+        if let Some(p) = self
+            .parts
+            .iter_mut()
+            .rev()
+            .find(|p| p.msn == msn && p.index == index)
+        {
+            p.end = Some(end);
+        }
+    }
+
+    fn mark_segment_end(&mut self, msn: u64) {
+        self.seg_ends.push_back(msn);
+    }
+
+    /// Emits SegmentEnd for every ended segment none of whose parts is still pending.
+    fn emit_segment_ends(&mut self, out: &mut Vec<Event>) {
+        while let Some(&m) = self.seg_ends.front() {
+            if self.parts.iter().any(|p| p.msn <= m) {
+                break;
+            }
+            self.seg_ends.pop_front();
+            out.push(Event::SegmentEnd {
+                track: self.track,
+                msn: m,
+                forced_next: false,
+            });
+        }
+    }
+
+    /// Assigns queued audio to video parts and closes audio parts whose video part is closed
+    /// and whose audio is complete. `lead_now` is the latest leading-track time; `flush` closes
+    /// everything.
+    fn drain(&mut self, lead_now: i64, flush: bool, out: &mut Vec<Event>) {
+        let lag_limit = i64::from(self.lead_ts);
+        let afd_lead = self.to_lead(self.fd);
+        let half = afd_lead / 2;
+        while let Some(front) = self.parts.front().copied() {
+            let end = front.end;
+            // predicted: the open audio part's last frame reaches the end of the video part
+            if let (Some(e), Some(open)) = (end, &self.open) {
+                if let Some(last) = open.samples.last() {
+                    if self.to_lead(last.dts) + afd_lead >= e - half {
+                        self.close_front(None, out);
+                        continue;
+                    }
+                }
+            }
+            if let Some(a) = self.queue.front() {
+                let a_lead = self.to_lead(a.dts);
+                if self.end.is_none() && self.open.is_none() && a_lead < front.start - half {
+                    self.queue.pop_front(); // before the first segment (midpoint rule)
+                    continue;
+                }
+                if let Some(e) = end {
+                    if a_lead >= e - half {
+                        let next = a.dts;
+                        self.close_front(Some(next), out);
+                        continue;
+                    }
+                }
+                let a = self.queue.pop_front().expect("front exists");
+                let open = self.open.get_or_insert_with(|| OpenPart {
+                    msn: front.msn,
+                    index: front.index,
+                    independent: true,
+                    samples: Vec::new(),
+                });
+                open.samples.push(a);
+                continue;
+            }
+            match end {
+                Some(e) if flush || lead_now - e > lag_limit => {
+                    self.close_front(None, out);
+                }
+                None if flush => {
+                    self.close_front(None, out);
+                }
+                _ => break,
+            }
+        }
+        self.emit_segment_ends(out);
+    }
+
+    fn close_front(&mut self, next_dts: Option<i64>, out: &mut Vec<Event>) {
+        let Some(front) = self.parts.pop_front() else {
+            return;
+        };
+        let part = match self.open.take() {
+            Some(open) if !open.samples.is_empty() => finish(self.track, open, next_dts, self.fd),
+            _ => {
+                let lead_len = front.end.map_or(0, |e| e - front.start);
+                let start = self.end.unwrap_or_else(|| self.to_lead_inv(front.start));
+                ClosedPart {
+                    track: self.track,
+                    msn: front.msn,
+                    index: front.index,
+                    independent: true,
+                    start,
+                    duration: rescale(lead_len, self.lead_ts, self.ts).max(1),
+                    samples: Vec::new(),
+                }
+            }
+        };
+        self.end = Some(part.start + part.duration);
+        out.push(Event::Part(part));
+        self.emit_segment_ends(out);
+    }
+
+    fn to_lead_inv(&self, lead_ticks: i64) -> i64 {
+        rescale(lead_ticks, self.lead_ts, self.ts)
+    }
+}
+
+#[cfg(test)]
+mod tests;

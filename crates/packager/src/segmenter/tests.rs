@@ -1,0 +1,333 @@
+//! Segmenter tests on synthetic timelines (virtual time: timestamps only, no clocks).
+
+use super::*;
+use bytes::Bytes;
+
+/// A synthetic RTMP-like input: video at `fps` with a keyframe every `gop` frames, AAC at
+/// 48 kHz, timestamps rounded to milliseconds like RTMP, interleaved by time.
+fn input(from_ms: i64, to_ms: i64, fps: f64, gop: i64, audio: bool) -> Vec<MediaUnit> {
+    let mut v = Vec::new();
+    let mut i = 0i64;
+    loop {
+        let ms = (i as f64 * 1000.0 / fps).round() as i64;
+        if ms >= to_ms {
+            break;
+        }
+        if ms >= from_ms {
+            v.push((
+                ms,
+                MediaUnit {
+                    track: TrackKind::Video,
+                    dts: ms * 90,
+                    cts: 0,
+                    keyframe: i % gop == 0,
+                    data: Bytes::from(vec![(i % 251) as u8; 10 + (i % 7) as usize]),
+                },
+            ));
+        }
+        i += 1;
+    }
+    if audio {
+        let mut j = 0i64;
+        loop {
+            let ticks = j * 1024;
+            let ms = ticks * 1000 / 48_000;
+            if ms >= to_ms {
+                break;
+            }
+            if ms >= from_ms {
+                v.push((
+                    ms,
+                    MediaUnit {
+                        track: TrackKind::Audio,
+                        dts: ticks,
+                        cts: 0,
+                        keyframe: true,
+                        data: Bytes::from(vec![1u8; 6]),
+                    },
+                ));
+            }
+            j += 1;
+        }
+    }
+    v.sort_by_key(|(ms, u)| (*ms, u.track == TrackKind::Audio));
+    v.into_iter().map(|(_, u)| u).collect()
+}
+
+fn run(cfg: SegmenterConfig, units: Vec<MediaUnit>, video: bool, audio: bool) -> Vec<Event> {
+    let mut s = Segmenter::new(cfg, video, audio.then_some(48_000));
+    let mut out = Vec::new();
+    for u in units {
+        s.push(u, &mut out);
+    }
+    s.flush(&mut out);
+    out
+}
+
+fn parts(events: &[Event], track: TrackKind) -> Vec<&ClosedPart> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Part(p) if p.track == track => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timing(events: &[Event]) -> Timing {
+    match events.first() {
+        Some(Event::Timing(t)) => *t,
+        other => panic!("first event is not Timing: {other:?}"),
+    }
+}
+
+/// Segments as (msn, start, duration) per track, from the parts.
+fn segments(events: &[Event], track: TrackKind) -> Vec<(u64, i64, i64)> {
+    let mut segs: Vec<(u64, i64, i64)> = Vec::new();
+    for p in parts(events, track) {
+        match segs.last_mut() {
+            Some(s) if s.0 == p.msn => s.2 += p.duration,
+            _ => segs.push((p.msn, p.start, p.duration)),
+        }
+    }
+    segs
+}
+
+#[test]
+fn steady_30fps_one_second_gop() {
+    let ev = run(
+        SegmenterConfig::default(),
+        input(0, 10_000, 30.0, 30, true),
+        true,
+        true,
+    );
+    let t = timing(&ev);
+    assert_eq!(t.target_duration, 2);
+    // 6 frames = 200 ms video parts; audio parts up to 10 AAC frames = 213.3 ms
+    assert_eq!(t.part_target_ms, 214);
+    assert!((t.frame_rate.unwrap() - 30.0).abs() < 0.01);
+
+    let vsegs = segments(&ev, TrackKind::Video);
+    let msns: Vec<u64> = vsegs.iter().map(|s| s.0).collect();
+    assert_eq!(msns, vec![0, 1, 2, 3, 4]);
+    for s in &vsegs[..4] {
+        assert_eq!(s.2, 180_000, "segment {s:?} is not 2 s");
+    }
+    let pt = i64::from(t.part_target_ms) * 90;
+    let vparts = parts(&ev, TrackKind::Video);
+    for (i, p) in vparts.iter().enumerate() {
+        assert!(p.duration <= pt, "{p:?} longer than PART-TARGET");
+        // parts are exactly 6 frames here
+        assert_eq!(p.samples.len(), 6, "part {} of {}", p.index, p.msn);
+        // INDEPENDENT on every part that starts with a keyframe: the segment's first part and
+        // the part at the mid-segment keyframe (1 s GOP in 2 s segments)
+        assert_eq!(p.independent, p.samples[0].keyframe);
+        assert_eq!(p.independent, p.index == 0 || p.index == 5);
+        if i > 0 {
+            let prev = vparts[i - 1];
+            assert_eq!(prev.start + prev.duration, p.start, "decode timeline has a hole");
+        }
+    }
+    assert_eq!(vparts.len(), 50);
+    // every video frame is emitted exactly once, in order
+    let n: usize = vparts.iter().map(|p| p.samples.len()).sum();
+    assert_eq!(n, 300);
+
+    let aparts = parts(&ev, TrackKind::Audio);
+    let apt = i64::from(t.part_target_ms) * 48;
+    assert_eq!(aparts.len(), vparts.len());
+    for (a, v) in aparts.iter().zip(&vparts) {
+        assert_eq!((a.msn, a.index), (v.msn, v.index));
+        assert!(!a.is_gap());
+        assert!(a.duration <= apt);
+        assert!(a.duration * 100 >= apt * 85, "audio part {a:?} < 85 %");
+        // audio part within half an AAC frame of the video part's start
+        let vstart = v.start * 48_000 / 90_000;
+        assert!((a.start - vstart).abs() <= 512, "{} vs {}", a.start, vstart);
+    }
+    for w in aparts.windows(2) {
+        assert_eq!(w[0].start + w[0].duration, w[1].start);
+    }
+    // segment ends: each track ends every segment once, after its parts
+    for track in [TrackKind::Video, TrackKind::Audio] {
+        let ends: Vec<u64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::SegmentEnd { track: t, msn, .. } if *t == track => Some(*msn),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ends, vec![0, 1, 2, 3, 4], "{track:?}");
+    }
+}
+
+#[test]
+fn parts_close_on_their_last_frame() {
+    // After the probe, a part must be emitted by the push of its last frame, not the next one.
+    let units = input(0, 4_000, 30.0, 30, false);
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, None);
+    let mut out = Vec::new();
+    let mut closed_by_last = 0;
+    for u in units {
+        let ptr = u.data.as_ptr();
+        out.clear();
+        s.push(u, &mut out);
+        for e in &out {
+            if let Event::Part(p) = e {
+                if p.samples.last().map(|x| x.data.as_ptr()) == Some(ptr) {
+                    closed_by_last += 1;
+                }
+            }
+        }
+    }
+    // parts after the probe (the first GOP is replayed at once) close on their last frame
+    assert!(closed_by_last >= 14, "{closed_by_last}");
+}
+
+#[test]
+fn deterministic_across_late_start() {
+    let cfg = SegmenterConfig::default();
+    let a = run(cfg, input(0, 12_000, 30.0, 30, true), true, true);
+    let b = run(cfg, input(3_500, 12_000, 30.0, 30, true), true, true);
+    assert_eq!(timing(&a), timing(&b));
+    let key = |ev: &[Event], tr| {
+        parts(ev, tr)
+            .iter()
+            .map(|p| (p.msn, p.index, p.start, p.duration, p.samples.len()))
+            .collect::<Vec<_>>()
+    };
+    for tr in [TrackKind::Video, TrackKind::Audio] {
+        let pa = key(&a, tr);
+        let pb = key(&b, tr);
+        // B starts with the first segment boundary after 3.5 s (msn 2 at 4 s)
+        assert_eq!(pb.first().map(|p| (p.0, p.1)), Some((2, 0)));
+        let common: Vec<_> = pa.iter().filter(|p| p.0 >= 2 && p.0 < 5).cloned().collect();
+        assert_eq!(&pb[..common.len()], &common[..], "{tr:?}");
+    }
+}
+
+#[test]
+fn b_frames_keep_presentation_times() {
+    // decode order I P B B P B B … with cts offsets, 30 fps, 1 s GOP
+    let mut units = Vec::new();
+    for i in 0..120i64 {
+        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
+        let cts_frames: i64 = match i % 3 {
+            0 => 2,
+            _ => 0,
+        };
+        units.push(MediaUnit {
+            track: TrackKind::Video,
+            dts: ms * 90,
+            cts: (cts_frames * 3000) as i32,
+            keyframe: i % 30 == 0,
+            data: Bytes::from_static(b"x"),
+        });
+    }
+    let orig: Vec<(i64, i32)> = units.iter().map(|u| (u.dts, u.cts)).collect();
+    let ev = run(SegmenterConfig::default(), units, true, false);
+    let out: Vec<(i64, i32)> = parts(&ev, TrackKind::Video)
+        .iter()
+        .flat_map(|p| p.samples.iter().map(|s| (s.dts, s.cts)))
+        .collect();
+    assert_eq!(out.len(), orig.len());
+    for ((d0, c0), (d1, c1)) in orig.iter().zip(&out) {
+        assert_eq!(d0 + i64::from(*c0), d1 + i64::from(*c1), "PTS changed");
+        assert!((d0 - d1).abs() <= 90, "DTS moved by more than 1 ms");
+        assert_eq!(d1 % 3000, 0, "DTS not on the frame grid");
+    }
+}
+
+#[test]
+fn long_gop_sets_target_duration() {
+    // 4 s GOP with a 2 s target: TARGETDURATION 4, one segment per GOP, no forced cuts
+    let ev = run(
+        SegmenterConfig::default(),
+        input(0, 16_000, 30.0, 120, true),
+        true,
+        true,
+    );
+    assert_eq!(timing(&ev).target_duration, 4);
+    let segs = segments(&ev, TrackKind::Video);
+    assert_eq!(segs.len(), 4);
+    for s in &segs {
+        assert_eq!(s.2, 360_000);
+    }
+    assert!(!ev
+        .iter()
+        .any(|e| matches!(e, Event::SegmentEnd { forced_next: true, .. })));
+}
+
+#[test]
+fn growing_gop_is_cut_without_exceeding_target_duration() {
+    // first GOP 1 s (TD 2), then the encoder switches to 5 s GOPs
+    let mut units = input(0, 2_000, 30.0, 30, false);
+    for u in input(2_000, 14_000, 30.0, 150, false) {
+        units.push(MediaUnit {
+            keyframe: (u.dts / 90 - 2_000) % 5_000 == 0,
+            ..u
+        });
+    }
+    let ev = run(SegmenterConfig::default(), units, true, false);
+    let td = timing(&ev).target_duration;
+    assert_eq!(td, 2);
+    for s in segments(&ev, TrackKind::Video) {
+        let secs = s.2 as f64 / 90_000.0;
+        assert!(secs.round() as u32 <= td, "segment {s:?} exceeds TARGETDURATION");
+    }
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::SegmentEnd { forced_next: true, .. })));
+}
+
+#[test]
+fn audio_only_cuts_on_time() {
+    let units: Vec<_> = input(0, 9_000, 30.0, 30, true)
+        .into_iter()
+        .filter(|u| u.track == TrackKind::Audio)
+        .collect();
+    let ev = run(SegmenterConfig::default(), units, false, true);
+    let t = timing(&ev);
+    assert_eq!(t.target_duration, 2);
+    assert_eq!(t.frame_rate, None);
+    let segs = segments(&ev, TrackKind::Audio);
+    assert!(segs.len() >= 4);
+    for s in &segs[..segs.len() - 1] {
+        assert!((s.2 - 96_000).abs() <= 1024, "{s:?}");
+    }
+    let ap = parts(&ev, TrackKind::Audio);
+    for (i, p) in ap.iter().enumerate() {
+        let last_of_segment = ap.get(i + 1).is_none_or(|n| n.msn != p.msn);
+        if !last_of_segment {
+            assert_eq!(p.samples.len(), 9); // 9 × 21.3 ms = 192 ms
+        }
+        assert!(p.duration <= i64::from(t.part_target_ms) * 48);
+    }
+}
+
+#[test]
+fn audio_dropout_becomes_gap_parts() {
+    let units: Vec<_> = input(0, 8_000, 30.0, 30, true)
+        .into_iter()
+        .filter(|u| u.track == TrackKind::Video || !(3_000 * 48..5_000 * 48).contains(&u.dts))
+        .collect();
+    let ev = run(SegmenterConfig::default(), units, true, true);
+    let v = parts(&ev, TrackKind::Video);
+    let a = parts(&ev, TrackKind::Audio);
+    assert_eq!(v.len(), a.len());
+    let gaps = a.iter().filter(|p| p.is_gap()).count();
+    assert!((8..=12).contains(&gaps), "{gaps} gap parts");
+    for (x, y) in a.iter().zip(&v) {
+        assert_eq!((x.msn, x.index), (y.msn, y.index));
+    }
+}
+
+#[test]
+fn non_keyframe_start_is_dropped_until_keyframe() {
+    let units: Vec<_> = input(0, 5_000, 30.0, 30, false).into_iter().skip(5).collect();
+    let ev = run(SegmenterConfig::default(), units, true, false);
+    let p = parts(&ev, TrackKind::Video);
+    assert_eq!((p[0].msn, p[0].index), (0, 0));
+    assert_eq!(p[0].start, 90_000); // the keyframe at 1 s: bucket 0
+    assert!(p[0].samples[0].keyframe);
+}
