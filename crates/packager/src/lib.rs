@@ -12,10 +12,11 @@
 //! No network dependency: tokio is used only for `sync::watch`.
 #![warn(missing_docs)]
 
-// pub mod blocking;
+pub mod blocking;
 pub mod cmaf;
-// pub mod metrics;
-// pub mod playlist;
+pub mod metrics;
+pub mod model;
+pub mod playlist;
 pub mod segmenter;
 // pub mod store;
-// pub mod stream;
+pub mod stream;

@@ -56,6 +56,11 @@ pub struct SegmenterConfig {
     pub segment_target_ms: u32,
     /// Upper bound for TARGETDURATION.
     pub max_target_duration_ms: u32,
+    /// Use this TARGETDURATION instead of deriving it (a publisher resuming a stream whose
+    /// playlists already announce one).
+    pub fixed_target_duration: Option<u32>,
+    /// The first segment's media sequence number is at least this (resumed streams).
+    pub min_msn: u64,
 }
 
 impl Default for SegmenterConfig {
@@ -64,6 +69,8 @@ impl Default for SegmenterConfig {
             part_target_ms: 200,
             segment_target_ms: 2000,
             max_target_duration_ms: 10_000,
+            fixed_target_duration: None,
+            min_msn: 0,
         }
     }
 }
@@ -190,6 +197,7 @@ struct Running {
     open: Option<OpenPart>,
     end: Option<i64>,
     last_dts: i64,
+    min_msn: u64,
     follower: Option<Follower>,
 }
 
@@ -340,7 +348,9 @@ impl Segmenter {
             (g, g)
         };
         let max_td = (self.cfg.max_target_duration_ms / 1000).max(1);
-        let td = (((max_seg + i64::from(ts) / 2) / i64::from(ts)) as u32).clamp(1, max_td);
+        let td = self.cfg.fixed_target_duration.unwrap_or_else(|| {
+            (((max_seg + i64::from(ts) / 2) / i64::from(ts)) as u32).clamp(1, max_td)
+        });
         let n = ((rescale(i64::from(self.cfg.part_target_ms), 1000, ts) + half_fd) / fd).max(1);
         let part = n * fd;
         let ceil_ms = |ticks: i64| (ticks * 1000 + i64::from(ts) - 1) / i64::from(ts);
@@ -372,6 +382,7 @@ impl Segmenter {
             open: None,
             end: None,
             last_dts: i64::MIN,
+            min_msn: self.cfg.min_msn,
             follower: self.follower_ts.map(|fts| Follower {
                 track: TrackKind::Audio,
                 ts: fts,
@@ -430,7 +441,7 @@ impl Running {
                 if !u.keyframe {
                     return;
                 }
-                let msn = bucket(d).max(0) as u64;
+                let msn = (bucket(d).max(0) as u64).max(self.min_msn);
                 self.start_segment(msn, d);
             }
             Some(seg) if u.keyframe && bucket(d) > bucket(seg.start) => {

@@ -1,0 +1,72 @@
+//! Prometheus metrics of the packager. Created once by the binary and registered in its
+//! registry; cloned (cheaply) into every stream.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Packager metrics.
+#[derive(Clone, Debug)]
+pub struct PackagerMetrics {
+    /// Live streams in the store.
+    pub active_streams: IntGauge,
+    /// Parts produced, by rendition.
+    pub parts: IntCounterVec,
+    /// Segments produced, by rendition.
+    pub segments: IntCounterVec,
+    /// Segments cut without a keyframe because the GOP outgrew TARGETDURATION.
+    pub forced_cuts: IntCounterVec,
+    /// Last frame of a part received → part servable, seconds.
+    pub part_publish_latency: Histogram,
+}
+
+impl PackagerMetrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self::unregistered();
+        registry.register(Box::new(m.active_streams.clone()))?;
+        registry.register(Box::new(m.parts.clone()))?;
+        registry.register(Box::new(m.segments.clone()))?;
+        registry.register(Box::new(m.forced_cuts.clone()))?;
+        registry.register(Box::new(m.part_publish_latency.clone()))?;
+        Ok(m)
+    }
+
+    /// Metrics that are not registered anywhere (tests, benches).
+    pub fn unregistered() -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        Self {
+            active_streams: IntGauge::new(
+                "ferrocast_active_streams",
+                "Streams currently in the store (live or within their window after the end)",
+            )
+            .expect("valid metric"),
+            parts: counter(
+                "ferrocast_parts_total",
+                "LL-HLS parts produced",
+                &["rendition"],
+            ),
+            segments: counter(
+                "ferrocast_segments_total",
+                "Segments produced",
+                &["rendition"],
+            ),
+            forced_cuts: counter(
+                "ferrocast_segments_forced_cut_total",
+                "Segments cut without a keyframe because the GOP exceeded TARGETDURATION",
+                &["stream"],
+            ),
+            part_publish_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "ferrocast_part_publish_latency_seconds",
+                    "Time from receiving the last frame of a part to the part being servable",
+                )
+                .buckets(vec![
+                    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                    0.1,
+                ]),
+            )
+            .expect("valid metric"),
+        }
+    }
+}

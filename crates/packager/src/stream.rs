@@ -1,0 +1,704 @@
+//! One stream: segmenter output turned into parts, segments and rendered playlists, published
+//! through `watch` channels so HTTP requests (including blocking ones) read immutable views.
+//!
+//! Call order for a publisher session: [`Stream::begin_publish`] (tracks known) →
+//! [`Stream::push`] for every unit → [`Stream::end_publish`]; after the reconnect grace period
+//! without a new publisher, [`Stream::finish`] adds EXT-X-ENDLIST. A publisher that comes back
+//! before `finish` continues the same playlists after an EXT-X-DISCONTINUITY.
+
+use crate::blocking::Position;
+use crate::cmaf::{fragment_header, init_segment, FragmentSample, TrackConfig};
+use crate::metrics::PackagerMetrics;
+use crate::model::{OpenSegment, Part, Segment};
+use crate::playlist::{MediaPlaylist, Multivariant};
+use crate::segmenter::{ClosedPart, Event, Segmenter, SegmenterConfig, Timing};
+use bytes::Bytes;
+use ferrocast_media::aac::AacConfig;
+use ferrocast_media::avc::AvcConfig;
+use ferrocast_media::time::{rescale, VIDEO_TIMESCALE};
+use ferrocast_media::{MediaUnit, TrackKind};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// Per-stream settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// Segmenter settings.
+    pub segmenter: SegmenterConfig,
+    /// Complete segments listed in a media playlist.
+    pub window_segments: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            segmenter: SegmenterConfig::default(),
+            window_segments: 10,
+        }
+    }
+}
+
+/// The tracks a publisher sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tracks {
+    /// H.264 configuration.
+    pub video: Option<AvcConfig>,
+    /// AAC configuration.
+    pub audio: Option<AacConfig>,
+}
+
+/// A rendered text body and its gzip form.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Identity body.
+    pub plain: Bytes,
+    /// `Content-Encoding: gzip` body.
+    pub gzip: Bytes,
+}
+
+impl Rendered {
+    fn new(text: String) -> Self {
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(text.len() / 3),
+            flate2::Compression::fast(),
+        );
+        let gzip = enc
+            .write_all(text.as_bytes())
+            .and_then(|_| enc.finish())
+            .map(Bytes::from)
+            .unwrap_or_default();
+        Self {
+            plain: Bytes::from(text),
+            gzip,
+        }
+    }
+}
+
+/// An immutable snapshot of one rendition: what HTTP serves.
+#[derive(Debug)]
+pub struct RenditionView {
+    /// Video or audio.
+    pub kind: TrackKind,
+    /// Full playlist.
+    pub playlist: Rendered,
+    /// Delta update (`_HLS_skip=YES`), when it skips anything.
+    pub delta: Option<Rendered>,
+    /// Position for blocking decisions.
+    pub position: Position,
+    /// The preload-hinted next part.
+    pub hint: Option<(u64, u32)>,
+    /// EXT-X-TARGETDURATION.
+    pub target_duration: u32,
+    /// PART-TARGET in milliseconds.
+    pub part_target_ms: u32,
+    /// Every downloadable complete segment (listed, and removed ones still available).
+    pub segments: Vec<Arc<Segment>>,
+    /// The in-progress segment.
+    pub open: Option<OpenSegment>,
+    /// Init segments by generation.
+    pub inits: Vec<(u32, Bytes)>,
+}
+
+/// Result of looking up a part.
+#[derive(Debug)]
+pub enum PartLookup {
+    /// The part exists.
+    Found(Arc<Part>),
+    /// Not yet: it may still be produced (preload hint); wait for a change.
+    Pending,
+    /// It does not exist and never will (or fell out of the window).
+    Gone,
+}
+
+impl RenditionView {
+    /// Finds a complete segment.
+    pub fn segment(&self, msn: u64) -> Option<&Arc<Segment>> {
+        self.segments
+            .binary_search_by_key(&msn, |s| s.msn)
+            .ok()
+            .map(|i| &self.segments[i])
+    }
+
+    /// Finds a part, or says whether waiting can help (RFC 8216bis §6.2.6).
+    pub fn part(&self, msn: u64, index: u32) -> PartLookup {
+        if let Some(s) = self.segment(msn) {
+            return match s.parts.get(index as usize) {
+                Some(p) => PartLookup::Found(p.clone()),
+                None => PartLookup::Gone,
+            };
+        }
+        if let Some(o) = self.open.as_ref().filter(|o| o.msn == msn) {
+            if let Some(p) = o.parts.get(index as usize) {
+                return PartLookup::Found(p.clone());
+            }
+        }
+        if self.position.ended {
+            return PartLookup::Gone;
+        }
+        // Only the hinted part and the few after it may be waited for.
+        match self.hint {
+            Some(h) if (msn, index) >= h && msn <= h.0 + 1 => PartLookup::Pending,
+            _ => PartLookup::Gone,
+        }
+    }
+
+    /// The init segment of a generation.
+    pub fn init(&self, generation: u32) -> Option<&Bytes> {
+        self.inits
+            .iter()
+            .find(|(g, _)| *g == generation)
+            .map(|(_, b)| b)
+    }
+}
+
+/// A published stream.
+#[derive(Debug)]
+pub struct Stream {
+    name: String,
+    inner: Mutex<Inner>,
+    video: watch::Sender<Option<Arc<RenditionView>>>,
+    audio: watch::Sender<Option<Arc<RenditionView>>>,
+    multivariant: watch::Sender<Option<Arc<Rendered>>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: StreamSettings,
+    metrics: PackagerMetrics,
+    timing: Option<Timing>,
+    segmenter: Option<Segmenter>,
+    publishing: bool,
+    ended: bool,
+    renditions: Vec<Rendition>,
+    epoch: Option<(i64, i64)>,
+    offset90: i64,
+    need_offset: bool,
+    init_gen: u32,
+    next_msn: u64,
+    last_arrival: [Option<Instant>; 2],
+    multivariant: Option<Multivariant>,
+    events: Vec<Event>,
+}
+
+#[derive(Debug)]
+struct Rendition {
+    kind: TrackKind,
+    config: TrackConfig,
+    timescale: u32,
+    inits: Vec<(u32, Bytes)>,
+    segments: VecDeque<Arc<Segment>>,
+    removed_discontinuities: u64,
+    open: Option<OpenSegment>,
+    discontinuity_pending: bool,
+    last_segment: Option<u64>,
+    last_part: Option<(u64, u32)>,
+    bytes_in_window: VecDeque<(u64, i64, usize)>,
+    end: i64,
+}
+
+/// The publisher's tracks disagree with what is already being published (issue a clear error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// Another publisher is live on this stream.
+    #[error("stream is already being published")]
+    AlreadyPublishing,
+    /// Neither video nor audio.
+    #[error("publisher sent no supported track")]
+    NoTracks,
+}
+
+impl Stream {
+    /// An empty stream; nothing is served until a publisher's first part.
+    pub fn new(name: &str, settings: StreamSettings, metrics: PackagerMetrics) -> Self {
+        Self {
+            name: name.to_string(),
+            inner: Mutex::new(Inner {
+                settings,
+                metrics,
+                timing: None,
+                segmenter: None,
+                publishing: false,
+                ended: false,
+                renditions: Vec::new(),
+                epoch: None,
+                offset90: 0,
+                need_offset: false,
+                init_gen: 0,
+                next_msn: 0,
+                last_arrival: [None, None],
+                multivariant: None,
+                events: Vec::new(),
+            }),
+            video: watch::channel(None).0,
+            audio: watch::channel(None).0,
+            multivariant: watch::channel(None).0,
+        }
+    }
+
+    /// The stream name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Claims the stream for a publisher. Fails while another publisher is live.
+    pub fn claim(&self) -> Result<(), PublishError> {
+        let mut g = self.inner.lock();
+        if g.publishing {
+            return Err(PublishError::AlreadyPublishing);
+        }
+        g.publishing = true;
+        Ok(())
+    }
+
+    /// True while a publisher holds the stream.
+    pub fn is_publishing(&self) -> bool {
+        self.inner.lock().publishing
+    }
+
+    /// True once the stream has ENDLIST.
+    pub fn is_ended(&self) -> bool {
+        self.inner.lock().ended
+    }
+
+    /// Starts (or, after a disconnect within the grace period, resumes) publishing with these
+    /// tracks. The stream must have been [`Stream::claim`]ed.
+    pub fn begin_publish(&self, tracks: Tracks) -> Result<(), PublishError> {
+        if tracks.video.is_none() && tracks.audio.is_none() {
+            return Err(PublishError::NoTracks);
+        }
+        let mut g = self.inner.lock();
+        let g = &mut *g;
+        let resume = !g.renditions.is_empty();
+        if resume {
+            g.init_gen += 1;
+            g.need_offset = true;
+        }
+        let gen = g.init_gen;
+        let configs = [
+            tracks.video.clone().map(TrackConfig::Avc),
+            tracks.audio.clone().map(TrackConfig::Aac),
+        ];
+        for config in configs.into_iter().flatten() {
+            let init = init_segment(&config);
+            match g.renditions.iter_mut().find(|r| r.kind == config.kind()) {
+                Some(r) => {
+                    r.timescale = config.timescale();
+                    r.config = config;
+                    r.inits.push((gen, init));
+                    r.discontinuity_pending = true;
+                }
+                None if !resume => g.renditions.push(Rendition {
+                    kind: config.kind(),
+                    timescale: config.timescale(),
+                    config,
+                    inits: vec![(gen, init)],
+                    segments: VecDeque::new(),
+                    removed_discontinuities: 0,
+                    open: None,
+                    discontinuity_pending: false,
+                    last_segment: None,
+                    last_part: None,
+                    bytes_in_window: VecDeque::new(),
+                    end: 0,
+                }),
+                None => {
+                    tracing::warn!(stream = %self.name, track = config.kind().as_str(),
+                        "track not present in the first session: ignored after reconnect");
+                }
+            }
+        }
+        let mut cfg = g.settings.segmenter;
+        if let Some(t) = g.timing {
+            cfg.fixed_target_duration = Some(t.target_duration);
+        }
+        cfg.min_msn = g.next_msn;
+        let has_video = g.renditions.iter().any(|r| r.kind == TrackKind::Video);
+        let audio_rate = g
+            .renditions
+            .iter()
+            .find(|r| r.kind == TrackKind::Audio)
+            .map(|r| r.timescale);
+        g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
+        g.ended = false;
+        g.epoch = None;
+        Ok(())
+    }
+
+    /// Feeds one unit received at `arrival` (monotonic) / `wall_ms` (Unix ms).
+    pub fn push(&self, mut unit: MediaUnit, arrival: Instant, wall_ms: i64) {
+        let mut g = self.inner.lock();
+        let g = &mut *g;
+        let Some(ts) = g
+            .renditions
+            .iter()
+            .find(|r| r.kind == unit.track)
+            .map(|r| r.timescale)
+        else {
+            return;
+        };
+        let t90 = |u: &MediaUnit| rescale(u.dts, ts, VIDEO_TIMESCALE);
+        if g.need_offset {
+            let end90 = g
+                .renditions
+                .iter()
+                .map(|r| rescale(r.end, r.timescale, VIDEO_TIMESCALE))
+                .max()
+                .unwrap_or(0);
+            g.offset90 = end90 - t90(&unit);
+            g.need_offset = false;
+        }
+        unit.dts += rescale(g.offset90, VIDEO_TIMESCALE, ts);
+        if g.epoch.is_none() {
+            g.epoch = Some((t90(&unit), wall_ms));
+        }
+        let slot = usize::from(unit.track == TrackKind::Audio);
+        let previous_arrival = g.last_arrival[slot].replace(arrival);
+        let ptr = unit.data.as_ptr();
+        let mut events = std::mem::take(&mut g.events);
+        if let Some(s) = &mut g.segmenter {
+            s.push(unit, &mut events);
+        }
+        for ev in events.drain(..) {
+            let closed_by_this = matches!(&ev, Event::Part(p) if p.samples.last().map(|s| s.data.as_ptr()) == Some(ptr));
+            let is_part = matches!(ev, Event::Part(_));
+            self.apply(g, ev);
+            if is_part {
+                let from = if closed_by_this {
+                    Some(arrival)
+                } else {
+                    previous_arrival
+                };
+                if let Some(from) = from {
+                    g.metrics
+                        .part_publish_latency
+                        .observe(from.elapsed().as_secs_f64());
+                }
+            }
+        }
+        g.events = events;
+    }
+
+    /// The publisher went away: closes open parts and segments. Playlists stay live (no
+    /// ENDLIST) until [`Stream::finish`] or a new publisher.
+    pub fn end_publish(&self) {
+        let mut g = self.inner.lock();
+        let g = &mut *g;
+        let mut events = std::mem::take(&mut g.events);
+        if let Some(mut s) = g.segmenter.take() {
+            s.flush(&mut events);
+        }
+        for ev in events.drain(..) {
+            self.apply(g, ev);
+        }
+        g.events = events;
+        g.publishing = false;
+        for r in &mut g.renditions {
+            r.discontinuity_pending = true;
+        }
+        for kind in [TrackKind::Video, TrackKind::Audio] {
+            self.publish_view(g, kind);
+        }
+    }
+
+    /// Ends the stream for good: EXT-X-ENDLIST. Returns false (and does nothing) if a publisher
+    /// has come back.
+    pub fn finish(&self) -> bool {
+        let mut g = self.inner.lock();
+        let g = &mut *g;
+        if g.publishing {
+            return false;
+        }
+        g.ended = true;
+        for kind in [TrackKind::Video, TrackKind::Audio] {
+            self.publish_view(g, kind);
+        }
+        true
+    }
+
+    /// Subscribes to a rendition's views.
+    pub fn rendition(&self, kind: TrackKind) -> watch::Receiver<Option<Arc<RenditionView>>> {
+        match kind {
+            TrackKind::Video => self.video.subscribe(),
+            TrackKind::Audio => self.audio.subscribe(),
+        }
+    }
+
+    /// The current multivariant playlist, once the stream has parts.
+    pub fn multivariant(&self) -> Option<Arc<Rendered>> {
+        self.multivariant.borrow().clone()
+    }
+
+    /// Codec strings, resolution and bitrate (for logs and the admin API).
+    pub fn describe(&self) -> Option<Multivariant> {
+        self.inner.lock().multivariant.clone()
+    }
+
+    fn apply(&self, g: &mut Inner, ev: Event) {
+        match ev {
+            Event::Timing(t) => {
+                if g.timing.is_none() {
+                    g.timing = Some(t);
+                    tracing::info!(stream = %self.name, target_duration = t.target_duration,
+                        part_target_ms = t.part_target_ms, frame_rate = ?t.frame_rate, "stream timing decided");
+                }
+            }
+            Event::Part(p) => {
+                let kind = p.track;
+                self.add_part(g, p);
+                g.metrics.parts.with_label_values(&[kind.as_str()]).inc();
+                self.publish_view(g, kind);
+                if g.multivariant.is_none() {
+                    self.update_multivariant(g);
+                }
+            }
+            Event::SegmentEnd {
+                track,
+                msn,
+                forced_next,
+            } => {
+                self.end_segment(g, track, msn);
+                g.next_msn = g.next_msn.max(msn + 1);
+                g.metrics.segments.with_label_values(&[track.as_str()]).inc();
+                if forced_next {
+                    g.metrics.forced_cuts.with_label_values(&[&self.name]).inc();
+                }
+                self.publish_view(g, track);
+                if track == TrackKind::Video || g.renditions.len() == 1 {
+                    self.update_multivariant(g);
+                }
+            }
+        }
+    }
+
+    fn add_part(&self, g: &mut Inner, p: ClosedPart) {
+        let epoch = g.epoch.unwrap_or((0, 0));
+        let gen = g.init_gen;
+        let Some(r) = g.renditions.iter_mut().find(|r| r.kind == p.track) else {
+            return;
+        };
+        let with_cts = r.kind == TrackKind::Video;
+        let samples: Vec<FragmentSample> = p
+            .samples
+            .iter()
+            .map(|s| FragmentSample {
+                duration: s.duration,
+                size: s.data.len() as u32,
+                cts: s.cts,
+                sync: s.keyframe,
+            })
+            .collect();
+        let gap = p.is_gap();
+        let header = if gap {
+            Bytes::new()
+        } else {
+            let seq = ((p.msn << 8) | u64::from(p.index & 0xff)).wrapping_add(1) as u32;
+            fragment_header(seq, p.start.max(0) as u64, &samples, with_cts)
+        };
+        let payload: Vec<Bytes> = p.samples.into_iter().map(|s| s.data).collect();
+        let size = header.len() + payload.iter().map(Bytes::len).sum::<usize>();
+        let part = Arc::new(Part {
+            msn: p.msn,
+            index: p.index,
+            duration: p.duration,
+            independent: p.independent,
+            gap,
+            header,
+            samples: payload,
+            size,
+        });
+        r.end = p.start + p.duration;
+        r.last_part = Some((p.msn, p.index));
+        if r.open.as_ref().is_none_or(|o| o.msn != p.msn) {
+            let start90 = rescale(p.start, r.timescale, VIDEO_TIMESCALE);
+            r.open = Some(OpenSegment {
+                msn: p.msn,
+                pdt_ms: epoch.1 + rescale(start90 - epoch.0, VIDEO_TIMESCALE, 1000),
+                discontinuity: std::mem::take(&mut r.discontinuity_pending),
+                init_gen: gen,
+                parts: Vec::new(),
+            });
+        }
+        if let Some(o) = &mut r.open {
+            o.parts.push(part);
+        }
+    }
+
+    fn end_segment(&self, g: &mut Inner, track: TrackKind, msn: u64) {
+        let window = g.settings.window_segments;
+        let Some(r) = g.renditions.iter_mut().find(|r| r.kind == track) else {
+            return;
+        };
+        let Some(open) = r.open.take_if(|o| o.msn == msn) else {
+            return;
+        };
+        let seg = Arc::new(Segment {
+            msn,
+            duration: open.parts.iter().map(|p| p.duration).sum(),
+            pdt_ms: open.pdt_ms,
+            discontinuity: open.discontinuity,
+            init_gen: open.init_gen,
+            parts: open.parts,
+        });
+        r.bytes_in_window
+            .push_back((msn, seg.duration, seg.size()));
+        while r.bytes_in_window.len() > window {
+            r.bytes_in_window.pop_front();
+        }
+        r.segments.push_back(seg);
+        r.last_segment = Some(msn);
+        // Removed segments stay downloadable for another window (§6.2.2 availability).
+        while r.segments.len() > 2 * window {
+            if let Some(s) = r.segments.pop_front() {
+                if s.discontinuity {
+                    r.removed_discontinuities += 1;
+                }
+            }
+        }
+        let keep_inits_from = r.segments.front().map(|s| s.init_gen).unwrap_or(gen_of(&r.open));
+        if r.inits.len() > 1 {
+            r.inits.retain(|(g, _)| *g >= keep_inits_from);
+        }
+    }
+
+    fn publish_view(&self, g: &Inner, kind: TrackKind) {
+        let Some(timing) = g.timing else { return };
+        let Some(r) = g.renditions.iter().find(|r| r.kind == kind) else {
+            return;
+        };
+        if r.last_part.is_none() {
+            return;
+        }
+        let window = g.settings.window_segments;
+        let listed_from = r.segments.len().saturating_sub(window);
+        let segments: Vec<Arc<Segment>> = r.segments.iter().cloned().collect();
+        let discontinuity_sequence = r.removed_discontinuities
+            + segments[..listed_from]
+                .iter()
+                .filter(|s| s.discontinuity)
+                .count() as u64;
+        let reports: Vec<(String, u64, u32)> = g
+            .renditions
+            .iter()
+            .filter(|o| o.kind != kind)
+            .filter_map(|o| {
+                o.last_part
+                    .map(|(m, p)| (format!("{}.m3u8", o.kind.as_str()), m, p))
+            })
+            .collect();
+        let live = g.publishing && !g.ended;
+        let hint = if live {
+            r.last_part.map(|(m, i)| {
+                if r.last_segment == Some(m) {
+                    (m + 1, 0)
+                } else {
+                    (m, i + 1)
+                }
+            })
+        } else {
+            None
+        };
+        let pl = MediaPlaylist {
+            prefix: kind.as_str(),
+            timescale: r.timescale,
+            target_duration: timing.target_duration,
+            part_target_ms: timing.part_target_ms,
+            discontinuity_sequence,
+            segments: &segments[listed_from..],
+            open: r.open.as_ref(),
+            hint,
+            ended: g.ended,
+            reports: &reports,
+        };
+        let playlist = Rendered::new(pl.render(false));
+        let delta = (pl.skippable() > 0).then(|| Rendered::new(pl.render(true)));
+        let view = RenditionView {
+            kind,
+            playlist,
+            delta,
+            position: Position {
+                last_segment: r.last_segment,
+                last_part: r.last_part,
+                ended: g.ended,
+            },
+            hint,
+            target_duration: timing.target_duration,
+            part_target_ms: timing.part_target_ms,
+            segments,
+            open: r.open.clone(),
+            inits: r.inits.clone(),
+        };
+        let tx = match kind {
+            TrackKind::Video => &self.video,
+            TrackKind::Audio => &self.audio,
+        };
+        tx.send_replace(Some(Arc::new(view)));
+    }
+
+    fn update_multivariant(&self, g: &mut Inner) {
+        let Some(timing) = g.timing else { return };
+        if g.renditions.iter().any(|r| r.last_part.is_none()) {
+            return;
+        }
+        let mut peak = 0u64;
+        let mut avg = 0u64;
+        for r in &g.renditions {
+            let ts = u64::from(r.timescale);
+            let (bytes, dur) = r
+                .bytes_in_window
+                .iter()
+                .fold((0u64, 0i64), |(b, d), (_, dur, size)| (b + *size as u64, d + dur));
+            let rate = |bytes: u64, dur: i64| bytes * 8 * ts / (dur.max(1) as u64);
+            if dur > 0 {
+                avg += rate(bytes, dur);
+                peak += r
+                    .bytes_in_window
+                    .iter()
+                    .map(|(_, d, s)| rate(*s as u64, *d))
+                    .max()
+                    .unwrap_or(0);
+            } else if let Some(o) = &r.open {
+                // before the first segment completes: estimate from the parts so far
+                let b: usize = o.parts.iter().map(|p| p.size).sum();
+                let d: i64 = o.parts.iter().map(|p| p.duration).sum();
+                let est = rate(b as u64, d);
+                avg += est;
+                peak += est * 3 / 2;
+            }
+        }
+        let video = g.renditions.iter().find_map(|r| match &r.config {
+            TrackConfig::Avc(c) => Some((
+                c.codec_string(),
+                c.info.width,
+                c.info.height,
+                timing.frame_rate.unwrap_or(30.0),
+            )),
+            _ => None,
+        });
+        let audio = g.renditions.iter().find_map(|r| match &r.config {
+            TrackConfig::Aac(c) => Some((c.codec_string(), c.channels)),
+            _ => None,
+        });
+        let mv = Multivariant {
+            video,
+            audio,
+            bandwidth: peak.max(avg).max(1),
+            average_bandwidth: avg.max(1),
+        };
+        if g.multivariant.as_ref() != Some(&mv) {
+            self.multivariant
+                .send_replace(Some(Arc::new(Rendered::new(mv.render()))));
+            g.multivariant = Some(mv);
+        }
+    }
+}
+
+fn gen_of(open: &Option<OpenSegment>) -> u32 {
+    open.as_ref().map_or(0, |o| o.init_gen)
+}
+
+#[cfg(test)]
+mod tests;
