@@ -18,5 +18,5 @@ pub mod metrics;
 pub mod model;
 pub mod playlist;
 pub mod segmenter;
-// pub mod store;
+pub mod store;
 pub mod stream;
