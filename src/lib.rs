@@ -1,1 +1,120 @@
+//! The ferrocast binary's library half: configuration, wiring of the roles, metrics registry,
+//! admin listener and shutdown. `main.rs` only parses the command line and waits for signals;
+//! integration tests start the same [`Server`] on ephemeral ports.
 
+pub mod admin;
+pub mod config;
+
+use anyhow::{Context, Result};
+use config::Config;
+use ferrocast_edge::metrics::HttpMetrics;
+use ferrocast_edge::origin::Origin;
+use ferrocast_ingest::metrics::IngestMetrics;
+use ferrocast_ingest::rtmp::server::{RtmpServer, RtmpSettings};
+use ferrocast_packager::metrics::PackagerMetrics;
+use ferrocast_packager::segmenter::SegmenterConfig;
+use ferrocast_packager::store::Store;
+use ferrocast_packager::stream::StreamSettings;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// A running server.
+pub struct Server {
+    /// Bound RTMP address.
+    pub rtmp_addr: SocketAddr,
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// Bound admin address.
+    pub admin_addr: SocketAddr,
+    /// The stream store (tests inspect it).
+    pub store: Arc<Store>,
+    shutdown: CancellationToken,
+    ready: Arc<AtomicBool>,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Binds every listener and starts serving.
+    pub async fn start(cfg: Config) -> Result<Server> {
+        let registry = prometheus::Registry::new();
+        let pm = PackagerMetrics::new(&registry)?;
+        let im = IngestMetrics::new(&registry)?;
+        let hm = HttpMetrics::new(&registry)?;
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        let settings = StreamSettings {
+            segmenter: SegmenterConfig {
+                part_target_ms: ms(cfg.packager.part_target.0),
+                segment_target_ms: ms(cfg.packager.segment_target.0),
+                max_target_duration_ms: ms(cfg.packager.max_target_duration.0),
+                ..SegmenterConfig::default()
+            },
+            window_segments: cfg.packager.window_segments,
+        };
+        let store = Arc::new(Store::new(settings, pm));
+        let rtmp = TcpListener::bind(cfg.rtmp.listen)
+            .await
+            .with_context(|| format!("rtmp.listen: cannot bind {}", cfg.rtmp.listen))?;
+        let http = TcpListener::bind(cfg.http.listen)
+            .await
+            .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
+        let admin = TcpListener::bind(cfg.admin.listen)
+            .await
+            .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
+        let (rtmp_addr, http_addr, admin_addr) =
+            (rtmp.local_addr()?, http.local_addr()?, admin.local_addr()?);
+        let shutdown = CancellationToken::new();
+        let ready = Arc::new(AtomicBool::new(false));
+        let mut tasks = JoinSet::new();
+        // an ended stream stays downloadable for twice its window of segments
+        let linger = cfg.packager.segment_target.0 * (2 * cfg.packager.window_segments as u32);
+        let rtmp_server = RtmpServer::new(
+            RtmpSettings {
+                app: cfg.rtmp.app.clone(),
+                reconnect_grace: cfg.rtmp.reconnect_grace.0,
+                linger,
+                handshake_timeout: cfg.rtmp.handshake_timeout.0,
+                idle_timeout: cfg.rtmp.idle_timeout.0,
+            },
+            store.clone(),
+            im,
+        );
+        tasks.spawn(rtmp_server.serve(rtmp, shutdown.clone()));
+        let origin = Origin::new(store.clone(), hm.clone());
+        tasks.spawn(ferrocast_edge::server::serve(
+            http,
+            origin,
+            hm,
+            shutdown.clone(),
+            Duration::from_secs(3),
+        ));
+        tasks.spawn(admin::serve(
+            admin,
+            registry,
+            ready.clone(),
+            shutdown.clone(),
+        ));
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!(rtmp = %rtmp_addr, http = %http_addr, admin = %admin_addr, role = %cfg.role, "ferrocast listening");
+        Ok(Server {
+            rtmp_addr,
+            http_addr,
+            admin_addr,
+            store,
+            shutdown,
+            ready,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets connections finish briefly, and waits for every listener task.
+    pub async fn shutdown(mut self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

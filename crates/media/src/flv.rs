@@ -282,7 +282,10 @@ mod tests {
             AudioTag::AacSequenceHeader(body.slice(2..))
         );
         let body = Bytes::from_static(&[0xaf, 1, 0x21]);
-        assert_eq!(parse_audio(&body).unwrap(), AudioTag::AacFrame(body.slice(2..)));
+        assert_eq!(
+            parse_audio(&body).unwrap(),
+            AudioTag::AacFrame(body.slice(2..))
+        );
         assert!(parse_audio(&Bytes::from_static(&[0x2f, 1])).is_err()); // MP3
         assert!(parse_audio(&Bytes::from_static(&[0xaf])).is_err());
     }

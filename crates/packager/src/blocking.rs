@@ -30,9 +30,14 @@ impl Directives {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "_HLS_msn" => d.msn = Some(v.parse().map_err(|_| DirectiveError::Invalid("_HLS_msn"))?),
+                "_HLS_msn" => {
+                    d.msn = Some(v.parse().map_err(|_| DirectiveError::Invalid("_HLS_msn"))?)
+                }
                 "_HLS_part" => {
-                    d.part = Some(v.parse().map_err(|_| DirectiveError::Invalid("_HLS_part"))?)
+                    d.part = Some(
+                        v.parse()
+                            .map_err(|_| DirectiveError::Invalid("_HLS_part"))?,
+                    )
                 }
                 "_HLS_skip" => match v {
                     "YES" | "v2" => d.skip = true,
@@ -107,7 +112,9 @@ pub fn decide(d: &Directives, pos: &Position, advance_part_limit: u32) -> Decisi
                 Some((lm, li)) if lm == m && n > li + advance_part_limit => {
                     Decision::BadRequest("_HLS_part is too far ahead")
                 }
-                None if n > advance_part_limit => Decision::BadRequest("_HLS_part is too far ahead"),
+                None if n > advance_part_limit => {
+                    Decision::BadRequest("_HLS_part is too far ahead")
+                }
                 _ => Decision::Wait,
             }
         }
@@ -176,26 +183,35 @@ mod tests {
         assert_eq!(decide(&q(3, None), &p, lim), Decision::Ready); // old: answer at once
         assert_eq!(decide(&q(11, None), &p, lim), Decision::Wait);
         assert_eq!(decide(&q(12, None), &p, lim), Decision::Wait);
-        assert!(matches!(decide(&q(13, None), &p, lim), Decision::BadRequest(_)));
+        assert!(matches!(
+            decide(&q(13, None), &p, lim),
+            Decision::BadRequest(_)
+        ));
         // msn + part
         assert_eq!(decide(&q(11, Some(3)), &p, lim), Decision::Ready);
         assert_eq!(decide(&q(11, Some(2)), &p, lim), Decision::Ready);
         assert_eq!(decide(&q(10, Some(40)), &p, lim), Decision::Ready); // beyond M's parts → (11,0)
         assert_eq!(decide(&q(11, Some(4)), &p, lim), Decision::Wait);
         assert_eq!(decide(&q(12, Some(0)), &p, lim), Decision::Wait);
-        assert!(matches!(decide(&q(11, Some(18)), &p, lim), Decision::BadRequest(_)));
+        assert!(matches!(
+            decide(&q(11, Some(18)), &p, lim),
+            Decision::BadRequest(_)
+        ));
         assert_eq!(decide(&q(11, Some(17)), &p, lim), Decision::Wait);
-        assert!(matches!(decide(&q(13, Some(0)), &p, lim), Decision::BadRequest(_)));
+        assert!(matches!(
+            decide(&q(13, Some(0)), &p, lim),
+            Decision::BadRequest(_)
+        ));
         // ended: directives ignored
-        let e = Position {
-            ended: true,
-            ..p
-        };
+        let e = Position { ended: true, ..p };
         assert_eq!(decide(&q(12, Some(5)), &e, lim), Decision::Ready);
         // nothing yet
         let empty = pos(None, None);
         assert_eq!(decide(&q(0, None), &empty, lim), Decision::Wait);
         assert_eq!(decide(&q(1, None), &empty, lim), Decision::Wait);
-        assert!(matches!(decide(&q(2, None), &empty, lim), Decision::BadRequest(_)));
+        assert!(matches!(
+            decide(&q(2, None), &empty, lim),
+            Decision::BadRequest(_)
+        ));
     }
 }

@@ -141,7 +141,9 @@ impl MediaPlaylist<'_> {
         }
         // Parts are listed for segments within 3 target durations of the end (§6.2.2).
         let part_horizon = 3 * i64::from(self.target_duration) * i64::from(ts);
-        let mut tail = self.open.map_or(0, |o| o.parts.iter().map(|p| p.duration).sum());
+        let mut tail = self
+            .open
+            .map_or(0, |o| o.parts.iter().map(|p| p.duration).sum());
         let mut with_parts = 0usize;
         for s in self.segments.iter().rev() {
             if tail >= part_horizon {
@@ -153,7 +155,13 @@ impl MediaPlaylist<'_> {
         let parts_from = self.segments.len() - with_parts;
         let mut current_map: Option<u32> = None;
         for (i, s) in self.segments.iter().enumerate().skip(skipped) {
-            self.segment_header(&mut o, &mut current_map, s.init_gen, s.discontinuity, s.pdt_ms);
+            self.segment_header(
+                &mut o,
+                &mut current_map,
+                s.init_gen,
+                s.discontinuity,
+                s.pdt_ms,
+            );
             if i >= parts_from {
                 for p in &s.parts {
                     self.part_line(&mut o, p);

@@ -228,7 +228,11 @@ impl Segmenter {
     /// track (it then leads), `audio_rate` the audio sample rate if there is audio.
     pub fn new(cfg: SegmenterConfig, video: bool, audio_rate: Option<u32>) -> Self {
         let (lead, lead_ts, follower_ts) = if video {
-            (TrackKind::Video, ferrocast_media::time::VIDEO_TIMESCALE, audio_rate)
+            (
+                TrackKind::Video,
+                ferrocast_media::time::VIDEO_TIMESCALE,
+                audio_rate,
+            )
         } else {
             (TrackKind::Audio, audio_rate.unwrap_or(48_000), None)
         };
@@ -432,8 +436,8 @@ impl Running {
             (None, None) => i64::MIN,
         };
         let d = snapped.max(floor);
-        let cts = (i64::from(u.cts) + (u.dts - d)).clamp(i64::from(i32::MIN), i64::from(i32::MAX))
-            as i32;
+        let cts =
+            (i64::from(u.cts) + (u.dts - d)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         self.last_dts = self.last_dts.max(d);
         let bucket = |x: i64| (x + t.half_fd).div_euclid(t.bucket);
         match self.seg {

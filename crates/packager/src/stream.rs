@@ -172,6 +172,7 @@ struct Inner {
     timing: Option<Timing>,
     segmenter: Option<Segmenter>,
     publishing: bool,
+    generation: u64,
     ended: bool,
     renditions: Vec<Rendition>,
     epoch: Option<(i64, i64)>,
@@ -222,6 +223,7 @@ impl Stream {
                 timing: None,
                 segmenter: None,
                 publishing: false,
+                generation: 0,
                 ended: false,
                 renditions: Vec::new(),
                 epoch: None,
@@ -244,14 +246,16 @@ impl Stream {
         &self.name
     }
 
-    /// Claims the stream for a publisher. Fails while another publisher is live.
-    pub fn claim(&self) -> Result<(), PublishError> {
+    /// Claims the stream for a publisher; returns the publish generation (for
+    /// [`Stream::finish`]). Fails while another publisher is live.
+    pub fn claim(&self) -> Result<u64, PublishError> {
         let mut g = self.inner.lock();
         if g.publishing {
             return Err(PublishError::AlreadyPublishing);
         }
         g.publishing = true;
-        Ok(())
+        g.generation += 1;
+        Ok(g.generation)
     }
 
     /// True while a publisher holds the stream.
@@ -405,11 +409,11 @@ impl Stream {
     }
 
     /// Ends the stream for good: EXT-X-ENDLIST. Returns false (and does nothing) if a publisher
-    /// has come back.
-    pub fn finish(&self) -> bool {
+    /// has come back since publish generation `generation`.
+    pub fn finish(&self, generation: u64) -> bool {
         let mut g = self.inner.lock();
         let g = &mut *g;
-        if g.publishing {
+        if g.publishing || g.generation != generation {
             return false;
         }
         g.ended = true;
@@ -462,7 +466,10 @@ impl Stream {
             } => {
                 self.end_segment(g, track, msn);
                 g.next_msn = g.next_msn.max(msn + 1);
-                g.metrics.segments.with_label_values(&[track.as_str()]).inc();
+                g.metrics
+                    .segments
+                    .with_label_values(&[track.as_str()])
+                    .inc();
                 if forced_next {
                     g.metrics.forced_cuts.with_label_values(&[&self.name]).inc();
                 }
@@ -543,8 +550,7 @@ impl Stream {
             init_gen: open.init_gen,
             parts: open.parts,
         });
-        r.bytes_in_window
-            .push_back((msn, seg.duration, seg.size()));
+        r.bytes_in_window.push_back((msn, seg.duration, seg.size()));
         while r.bytes_in_window.len() > window {
             r.bytes_in_window.pop_front();
         }
@@ -558,7 +564,11 @@ impl Stream {
                 }
             }
         }
-        let keep_inits_from = r.segments.front().map(|s| s.init_gen).unwrap_or(gen_of(&r.open));
+        let keep_inits_from = r
+            .segments
+            .front()
+            .map(|s| s.init_gen)
+            .unwrap_or(gen_of(&r.open));
         if r.inits.len() > 1 {
             r.inits.retain(|(g, _)| *g >= keep_inits_from);
         }
@@ -650,7 +660,9 @@ impl Stream {
             let (bytes, dur) = r
                 .bytes_in_window
                 .iter()
-                .fold((0u64, 0i64), |(b, d), (_, dur, size)| (b + *size as u64, d + dur));
+                .fold((0u64, 0i64), |(b, d), (_, dur, size)| {
+                    (b + *size as u64, d + dur)
+                });
             let rate = |bytes: u64, dur: i64| bytes * 8 * ts / (dur.max(1) as u64);
             if dur > 0 {
                 avg += rate(bytes, dur);

@@ -50,7 +50,8 @@ pub fn fragment_header(
         write_box(b, b"traf", |b| {
             write_full_box(b, b"tfhd", 0, 0x02_0000, |b| b.put_u32(TRACK_ID));
             write_full_box(b, b"tfdt", 1, 0, |b| b.put_u64(base_dts));
-            let flags = 0x000001 | 0x000100 | 0x000200 | 0x000400 | if with_cts { 0x000800 } else { 0 };
+            let flags =
+                0x000001 | 0x000100 | 0x000200 | 0x000400 | if with_cts { 0x000800 } else { 0 };
             write_full_box(b, b"trun", 1, flags, |b| {
                 b.put_u32(samples.len() as u32);
                 data_offset_pos = b.len();

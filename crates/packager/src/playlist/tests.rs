@@ -15,7 +15,13 @@ fn part(msn: u64, index: u32, ms: i64, independent: bool, gap: bool) -> Arc<Part
     })
 }
 
-fn segment(msn: u64, parts: Vec<Arc<Part>>, pdt_ms: i64, discontinuity: bool, init_gen: u32) -> Arc<Segment> {
+fn segment(
+    msn: u64,
+    parts: Vec<Arc<Part>>,
+    pdt_ms: i64,
+    discontinuity: bool,
+    init_gen: u32,
+) -> Arc<Segment> {
     Arc::new(Segment {
         msn,
         duration: parts.iter().map(|p| p.duration).sum(),
@@ -45,9 +51,30 @@ fn secs_format() {
 #[test]
 fn golden_media_playlist() {
     let segs = vec![
-        segment(7, vec![part(7, 0, 1000, true, false), part(7, 1, 1000, false, false)], T0, false, 0),
-        segment(8, vec![part(8, 0, 1000, true, false), part(8, 1, 1000, true, true)], T0 + 2000, false, 0),
-        segment(9, vec![part(9, 0, 1000, true, true), part(9, 1, 1000, true, true)], T0 + 4000, true, 1),
+        segment(
+            7,
+            vec![
+                part(7, 0, 1000, true, false),
+                part(7, 1, 1000, false, false),
+            ],
+            T0,
+            false,
+            0,
+        ),
+        segment(
+            8,
+            vec![part(8, 0, 1000, true, false), part(8, 1, 1000, true, true)],
+            T0 + 2000,
+            false,
+            0,
+        ),
+        segment(
+            9,
+            vec![part(9, 0, 1000, true, true), part(9, 1, 1000, true, true)],
+            T0 + 4000,
+            true,
+            1,
+        ),
     ];
     let open = OpenSegment {
         msn: 10,
@@ -110,7 +137,15 @@ video_9.m4s
 #[test]
 fn delta_update_skips_old_segments_and_endlist_drops_hint() {
     let segs: Vec<_> = (0..10)
-        .map(|m| segment(m, vec![part(m, 0, 2000, true, false)], T0 + m as i64 * 2000, false, 0))
+        .map(|m| {
+            segment(
+                m,
+                vec![part(m, 0, 2000, true, false)],
+                T0 + m as i64 * 2000,
+                false,
+                0,
+            )
+        })
         .collect();
     let pl = MediaPlaylist {
         prefix: "audio",
@@ -162,9 +197,8 @@ fn golden_multivariant() {
 video.m3u8
 "
     );
-    let audio_only = Multivariant {
-        video: None,
-        ..mv
-    };
-    assert!(audio_only.render().ends_with("CODECS=\"mp4a.40.2\"\naudio.m3u8\n"));
+    let audio_only = Multivariant { video: None, ..mv };
+    assert!(audio_only
+        .render()
+        .ends_with("CODECS=\"mp4a.40.2\"\naudio.m3u8\n"));
 }

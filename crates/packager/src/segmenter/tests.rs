@@ -125,7 +125,11 @@ fn steady_30fps_one_second_gop() {
         assert_eq!(p.independent, p.index == 0 || p.index == 5);
         if i > 0 {
             let prev = vparts[i - 1];
-            assert_eq!(prev.start + prev.duration, p.start, "decode timeline has a hole");
+            assert_eq!(
+                prev.start + prev.duration,
+                p.start,
+                "decode timeline has a hole"
+            );
         }
     }
     assert_eq!(vparts.len(), 50);
@@ -253,9 +257,13 @@ fn long_gop_sets_target_duration() {
     for s in &segs {
         assert_eq!(s.2, 360_000);
     }
-    assert!(!ev
-        .iter()
-        .any(|e| matches!(e, Event::SegmentEnd { forced_next: true, .. })));
+    assert!(!ev.iter().any(|e| matches!(
+        e,
+        Event::SegmentEnd {
+            forced_next: true,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -273,11 +281,18 @@ fn growing_gop_is_cut_without_exceeding_target_duration() {
     assert_eq!(td, 2);
     for s in segments(&ev, TrackKind::Video) {
         let secs = s.2 as f64 / 90_000.0;
-        assert!(secs.round() as u32 <= td, "segment {s:?} exceeds TARGETDURATION");
+        assert!(
+            secs.round() as u32 <= td,
+            "segment {s:?} exceeds TARGETDURATION"
+        );
     }
-    assert!(ev
-        .iter()
-        .any(|e| matches!(e, Event::SegmentEnd { forced_next: true, .. })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::SegmentEnd {
+            forced_next: true,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -324,7 +339,10 @@ fn audio_dropout_becomes_gap_parts() {
 
 #[test]
 fn non_keyframe_start_is_dropped_until_keyframe() {
-    let units: Vec<_> = input(0, 5_000, 30.0, 30, false).into_iter().skip(5).collect();
+    let units: Vec<_> = input(0, 5_000, 30.0, 30, false)
+        .into_iter()
+        .skip(5)
+        .collect();
     let ev = run(SegmenterConfig::default(), units, true, false);
     let p = parts(&ev, TrackKind::Video);
     assert_eq!((p[0].msn, p[0].index), (0, 0));

@@ -42,7 +42,10 @@ pub(crate) fn fixture_units(path: &str) -> (Tracks, Vec<MediaUnit>) {
     (tracks, units)
 }
 
-const SMALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/sample-h264-aac-small.flv");
+const SMALL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/sample-h264-aac-small.flv"
+);
 
 fn publish(stream: &Stream, tracks: Tracks, units: Vec<MediaUnit>) {
     stream.claim().unwrap();
@@ -57,14 +60,21 @@ fn parts_share_the_ingest_bytes() {
     let (tracks, units) = fixture_units(SMALL);
     let ptrs: std::collections::HashSet<usize> =
         units.iter().map(|u| u.data.as_ptr() as usize).collect();
-    let stream = Stream::new("t", StreamSettings::default(), PackagerMetrics::unregistered());
+    let stream = Stream::new(
+        "t",
+        StreamSettings::default(),
+        PackagerMetrics::unregistered(),
+    );
     publish(&stream, tracks, units);
     let view = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     let mut checked = 0;
     for seg in &view.segments {
         for part in &seg.parts {
             for s in &part.samples {
-                assert!(ptrs.contains(&(s.as_ptr() as usize)), "sample payload was copied");
+                assert!(
+                    ptrs.contains(&(s.as_ptr() as usize)),
+                    "sample payload was copied"
+                );
                 checked += 1;
             }
         }
@@ -75,27 +85,47 @@ fn parts_share_the_ingest_bytes() {
 #[test]
 fn playlists_after_a_fixture() {
     let (tracks, units) = fixture_units(SMALL);
-    let stream = Stream::new("t", StreamSettings::default(), PackagerMetrics::unregistered());
+    let stream = Stream::new(
+        "t",
+        StreamSettings::default(),
+        PackagerMetrics::unregistered(),
+    );
     publish(&stream, tracks, units);
     let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     let text = std::str::from_utf8(&v.playlist.plain).unwrap().to_string();
     assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{text}");
     assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{text}");
-    assert!(text.contains("#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\""), "{text}");
+    assert!(
+        text.contains("#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\""),
+        "{text}"
+    );
     assert_eq!(v.target_duration, 2);
     // 6 s of 1 s GOPs: segments 0,1 complete (2 s each); the rest is open or pending
     assert!(v.segments.len() >= 2, "{text}");
     let mv = stream.multivariant().unwrap();
     let mv = std::str::from_utf8(&mv.plain).unwrap();
-    assert!(mv.contains("CODECS=\"avc1.42c00d,mp4a.40.2\",RESOLUTION=320x180,FRAME-RATE=30.000"), "{mv}");
+    assert!(
+        mv.contains("CODECS=\"avc1.42c00d,mp4a.40.2\",RESOLUTION=320x180,FRAME-RATE=30.000"),
+        "{mv}"
+    );
     // end of publish: everything flushed, then ENDLIST and no hint
     stream.end_publish();
-    assert!(stream.finish());
+    assert!(stream.finish(1));
     let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     let text = std::str::from_utf8(&v.playlist.plain).unwrap();
-    assert!(text.ends_with("#EXT-X-ENDLIST\n#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\",LAST-MSN=2,LAST-PART=9\n") || text.contains("#EXT-X-ENDLIST\n"), "{text}");
+    assert!(
+        text.ends_with(
+            "#EXT-X-ENDLIST\n#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\",LAST-MSN=2,LAST-PART=9\n"
+        ) || text.contains("#EXT-X-ENDLIST\n"),
+        "{text}"
+    );
     assert!(!text.contains("PRELOAD-HINT"));
-    let frames: usize = v.segments.iter().flat_map(|s| &s.parts).map(|p| p.samples.len()).sum();
+    let frames: usize = v
+        .segments
+        .iter()
+        .flat_map(|s| &s.parts)
+        .map(|p| p.samples.len())
+        .sum();
     assert_eq!(frames, 180);
     // the gzip body decodes to the plain one
     let mut d = flate2::read::GzDecoder::new(&v.playlist.gzip[..]);
@@ -107,20 +137,31 @@ fn playlists_after_a_fixture() {
 #[test]
 fn reconnect_continues_with_discontinuity() {
     let (tracks, units) = fixture_units(SMALL);
-    let stream = Stream::new("t", StreamSettings::default(), PackagerMetrics::unregistered());
+    let stream = Stream::new(
+        "t",
+        StreamSettings::default(),
+        PackagerMetrics::unregistered(),
+    );
     publish(&stream, tracks.clone(), units.clone());
     stream.end_publish();
     let before = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     let last = before.position.last_segment.unwrap();
     assert!(stream.claim().is_ok());
     assert_eq!(stream.claim(), Err(PublishError::AlreadyPublishing));
+    assert!(
+        !stream.finish(1),
+        "a returned publisher must not be ended by the old timer"
+    );
     stream.begin_publish(tracks).unwrap();
     for u in units {
         stream.push(u, Instant::now(), 1_795_420_900_000);
     }
     let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     let text = std::str::from_utf8(&v.playlist.plain).unwrap();
-    assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"video_init1.mp4\"\n"), "{text}");
+    assert!(
+        text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"video_init1.mp4\"\n"),
+        "{text}"
+    );
     let after: Vec<u64> = v.segments.iter().map(|s| s.msn).collect();
     // MSNs continue without a gap or a repeat
     for w in after.windows(2) {

@@ -1,0 +1,73 @@
+//! Prometheus metrics of the ingest.
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+
+/// Ingest metrics. Per-stream series are removed when the stream's publisher leaves.
+#[derive(Clone, Debug)]
+pub struct IngestMetrics {
+    /// Publishers currently connected and publishing.
+    pub publishers: IntGauge,
+    /// Bytes received from publishers, by stream.
+    pub bytes: IntCounterVec,
+    /// Media frames received, by stream and track.
+    pub frames: IntCounterVec,
+    /// Publish attempts refused, by reason.
+    pub rejected: IntCounterVec,
+    /// Connections closed because of protocol or media errors, by kind.
+    pub errors: IntCounterVec,
+}
+
+impl IngestMetrics {
+    /// Creates and registers the metrics.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self::unregistered();
+        registry.register(Box::new(m.publishers.clone()))?;
+        registry.register(Box::new(m.bytes.clone()))?;
+        registry.register(Box::new(m.frames.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        registry.register(Box::new(m.errors.clone()))?;
+        Ok(m)
+    }
+
+    /// Unregistered metrics (tests).
+    pub fn unregistered() -> Self {
+        let vec = |n: &str, h: &str, l: &[&str]| {
+            IntCounterVec::new(Opts::new(n, h), l).expect("valid metric")
+        };
+        Self {
+            publishers: IntGauge::new(
+                "ferrocast_ingest_publishers",
+                "RTMP publishers currently publishing",
+            )
+            .expect("valid metric"),
+            bytes: vec(
+                "ferrocast_ingest_bytes_total",
+                "Bytes received from publishers",
+                &["stream"],
+            ),
+            frames: vec(
+                "ferrocast_ingest_frames_total",
+                "Media frames received from publishers",
+                &["stream", "track"],
+            ),
+            rejected: vec(
+                "ferrocast_ingest_rejected_total",
+                "Publish attempts refused",
+                &["reason"],
+            ),
+            errors: vec(
+                "ferrocast_ingest_errors_total",
+                "Publisher connections dropped on errors",
+                &["kind"],
+            ),
+        }
+    }
+
+    /// Removes a stream's series (bounded label cardinality).
+    pub fn forget_stream(&self, stream: &str) {
+        let _ = self.bytes.remove_label_values(&[stream]);
+        for t in ["video", "audio"] {
+            let _ = self.frames.remove_label_values(&[stream, t]);
+        }
+    }
+}

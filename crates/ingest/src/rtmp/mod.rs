@@ -1,0 +1,4 @@
+//! RTMP: the protocol session (sans-IO) and the TCP server around it.
+
+pub mod server;
+pub mod session;

@@ -1,0 +1,379 @@
+//! The RTMP server: one task per connection that shuttles bytes between the socket and the
+//! [`RtmpSession`], and media into the packager's store.
+
+use super::session::{RmlSession, RtmpEvent, RtmpSession};
+use crate::metrics::IngestMetrics;
+use crate::to_unit::{FlvToUnits, Output};
+use ferrocast_packager::store::Store;
+use ferrocast_packager::stream::Stream;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// RTMP server settings.
+#[derive(Debug, Clone)]
+pub struct RtmpSettings {
+    /// Application name publishers must use (`rtmp://host/APP/stream`).
+    pub app: String,
+    /// How long a stream waits for its publisher to come back before it ends.
+    pub reconnect_grace: Duration,
+    /// How long an ended stream stays downloadable before it is removed.
+    pub linger: Duration,
+    /// Handshake + connect + publish must complete within this.
+    pub handshake_timeout: Duration,
+    /// A publisher that sends nothing for this long is dropped.
+    pub idle_timeout: Duration,
+}
+
+impl Default for RtmpSettings {
+    fn default() -> Self {
+        Self {
+            app: "live".into(),
+            reconnect_grace: Duration::from_secs(10),
+            linger: Duration::from_secs(40),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Shared state of the server.
+#[derive(Debug)]
+pub struct RtmpServer {
+    settings: RtmpSettings,
+    store: Arc<Store>,
+    metrics: IngestMetrics,
+}
+
+/// Stream names: 1–128 characters of `[A-Za-z0-9_.-]`, not starting with a dot.
+pub fn valid_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+impl RtmpServer {
+    /// A server publishing into `store`.
+    pub fn new(settings: RtmpSettings, store: Arc<Store>, metrics: IngestMetrics) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            store,
+            metrics,
+        })
+    }
+
+    /// Accepts connections until `shutdown` is cancelled.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let mut next_id = 0u64;
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => r,
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    next_id += 1;
+                    let span = tracing::info_span!("rtmp", conn = next_id, %peer);
+                    let this = self.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(
+                        async move {
+                            let _ = socket.set_nodelay(true);
+                            this.connection(socket, peer, shutdown).await;
+                        }
+                        .instrument(span),
+                    );
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let mut conn = Connection {
+            server: self.clone(),
+            session: Box::new(RmlSession::new()),
+            out: Vec::with_capacity(8192),
+            events: Vec::new(),
+            outputs: Vec::new(),
+            publish: None,
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let started = Instant::now();
+        let result: Result<(), String> = async {
+            loop {
+                let timeout = if conn.publish.is_some() {
+                    self.settings.idle_timeout
+                } else {
+                    self.settings
+                        .handshake_timeout
+                        .saturating_sub(started.elapsed())
+                };
+                let n = tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    r = tokio::time::timeout(timeout, socket.read(&mut buf)) => match r {
+                        Err(_) => return Err("timed out".to_string()),
+                        Ok(Err(e)) => return Err(e.to_string()),
+                        Ok(Ok(0)) => return Ok(()),
+                        Ok(Ok(n)) => n,
+                    },
+                };
+                let keep = conn.input(&buf[..n]);
+                if !conn.out.is_empty() {
+                    socket
+                        .write_all(&conn.out)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    conn.out.clear();
+                }
+                keep?;
+            }
+        }
+        .await;
+        match &result {
+            Ok(()) => debug!("connection closed"),
+            Err(e) => info!(error = %e, "connection dropped"),
+        }
+        let _ = socket.shutdown().await;
+        conn.finish();
+        let _ = peer;
+    }
+}
+
+struct Publish {
+    stream: Arc<Stream>,
+    generation: u64,
+    converter: FlvToUnits,
+    started: bool,
+}
+
+struct Connection {
+    server: Arc<RtmpServer>,
+    session: Box<dyn RtmpSession>,
+    out: Vec<u8>,
+    events: Vec<RtmpEvent>,
+    outputs: Vec<Output>,
+    publish: Option<Publish>,
+}
+
+impl Connection {
+    /// Processes received bytes. An `Err` closes the connection (after `out` is flushed).
+    fn input(&mut self, data: &[u8]) -> Result<(), String> {
+        let s = &self.server;
+        if let Some(p) = &self.publish {
+            s.metrics
+                .bytes
+                .with_label_values(&[p.stream.name()])
+                .inc_by(data.len() as u64);
+        }
+        let session = &mut self.session;
+        let (out, events) = (&mut self.out, &mut self.events);
+        // rml_rtmp is not hardened against hostile chunk streams: contain a panic to this
+        // connection.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            session.handle_input(data, out, events)
+        }));
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                s.metrics.errors.with_label_values(&["protocol"]).inc();
+                return Err(e.to_string());
+            }
+            Err(_) => {
+                s.metrics.errors.with_label_values(&["protocol"]).inc();
+                return Err("RTMP session panicked on malformed input".into());
+            }
+        }
+        let mut i = 0;
+        while i < self.events.len() {
+            let ev = self.events[i].clone();
+            i += 1;
+            self.event(ev)?;
+        }
+        self.events.clear();
+        Ok(())
+    }
+
+    fn event(&mut self, ev: RtmpEvent) -> Result<(), String> {
+        let server = self.server.clone();
+        match ev {
+            RtmpEvent::Connect { request_id, app } => {
+                if app != server.settings.app {
+                    server
+                        .metrics
+                        .rejected
+                        .with_label_values(&["bad_app"])
+                        .inc();
+                    let _ = self.session.reject(
+                        request_id,
+                        "NetConnection.Connect.Rejected",
+                        &format!("unknown application '{app}'"),
+                        &mut self.out,
+                    );
+                    return Err(format!("unknown application {app:?}"));
+                }
+                self.session
+                    .accept(request_id, &mut self.out, &mut self.events)
+                    .map_err(|e| e.to_string())
+            }
+            RtmpEvent::Publish {
+                request_id, key, ..
+            } => {
+                let name = key.split('?').next().unwrap_or_default().to_string();
+                if self.publish.is_some() {
+                    let _ = self.session.reject(
+                        request_id,
+                        "NetStream.Publish.BadName",
+                        "already publishing on this connection",
+                        &mut self.out,
+                    );
+                    return Err("second publish on one connection".into());
+                }
+                if !valid_stream_name(&name) {
+                    server
+                        .metrics
+                        .rejected
+                        .with_label_values(&["bad_name"])
+                        .inc();
+                    let _ = self.session.reject(
+                        request_id,
+                        "NetStream.Publish.BadName",
+                        "invalid stream name",
+                        &mut self.out,
+                    );
+                    return Err(format!("invalid stream name {name:?}"));
+                }
+                let stream = server.store.get_or_create(&name);
+                let generation = match stream.claim() {
+                    Ok(g) => g,
+                    Err(e) => {
+                        server
+                            .metrics
+                            .rejected
+                            .with_label_values(&["already_publishing"])
+                            .inc();
+                        warn!(stream = %name, "refused: stream is already being published");
+                        let _ = self.session.reject(
+                            request_id,
+                            "NetStream.Publish.BadName",
+                            &format!("stream '{name}' is already being published"),
+                            &mut self.out,
+                        );
+                        return Err(e.to_string());
+                    }
+                };
+                info!(stream = %name, "publish started");
+                server.metrics.publishers.inc();
+                self.publish = Some(Publish {
+                    stream,
+                    generation,
+                    converter: FlvToUnits::new(),
+                    started: false,
+                });
+                self.session
+                    .accept(request_id, &mut self.out, &mut self.events)
+                    .map_err(|e| e.to_string())
+            }
+            RtmpEvent::Play { request_id } => {
+                let _ = self.session.reject(
+                    request_id,
+                    "NetStream.Play.Failed",
+                    "this server does not serve RTMP playback; use HLS",
+                    &mut self.out,
+                );
+                Err("play requested".into())
+            }
+            RtmpEvent::Video { timestamp, data } => self.media(true, timestamp, data),
+            RtmpEvent::Audio { timestamp, data } => self.media(false, timestamp, data),
+            RtmpEvent::PublishFinished => {
+                self.finish();
+                Ok(())
+            }
+        }
+    }
+
+    fn media(&mut self, video: bool, timestamp: u32, data: bytes::Bytes) -> Result<(), String> {
+        let server = self.server.clone();
+        let Some(p) = &mut self.publish else {
+            return Ok(()); // media before publish: ignore
+        };
+        let r = if video {
+            p.converter.video(timestamp, &data, &mut self.outputs)
+        } else {
+            p.converter.audio(timestamp, &data, &mut self.outputs)
+        };
+        if let Err(e) = r {
+            server.metrics.errors.with_label_values(&["media"]).inc();
+            warn!(stream = %p.stream.name(), error = %e, "unsupported or malformed media: dropping publisher");
+            self.outputs.clear();
+            return Err(e.to_string());
+        }
+        let arrival = Instant::now();
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        for o in self.outputs.drain(..) {
+            match o {
+                Output::Start(tracks) => {
+                    p.stream.begin_publish(tracks).map_err(|e| e.to_string())?;
+                    p.started = true;
+                }
+                Output::Restart(tracks) => {
+                    info!(stream = %p.stream.name(), "sequence header changed: new init segment and discontinuity");
+                    p.stream.end_publish();
+                    p.generation = p.stream.claim().map_err(|e| e.to_string())?;
+                    p.stream.begin_publish(tracks).map_err(|e| e.to_string())?;
+                }
+                Output::Unit(u) => {
+                    server
+                        .metrics
+                        .frames
+                        .with_label_values(&[p.stream.name(), u.track.as_str()])
+                        .inc();
+                    p.stream.push(u, arrival, wall_ms);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The publisher is gone: flush, then end the stream after the grace period unless it
+    /// comes back, and remove it after its window.
+    fn finish(&mut self) {
+        let Some(p) = self.publish.take() else { return };
+        let server = self.server.clone();
+        server.metrics.publishers.dec();
+        p.stream.end_publish();
+        info!(stream = %p.stream.name(), "publish ended; waiting for a reconnect");
+        let stream = p.stream.clone();
+        let generation = p.generation;
+        tokio::spawn(async move {
+            tokio::time::sleep(server.settings.reconnect_grace).await;
+            if !stream.finish(generation) {
+                return; // a publisher came back
+            }
+            info!(stream = %stream.name(), "stream ended (EXT-X-ENDLIST)");
+            server.metrics.forget_stream(stream.name());
+            tokio::time::sleep(server.settings.linger).await;
+            if server.store.remove_if_ended(&stream) {
+                debug!(stream = %stream.name(), "stream removed");
+            }
+        });
+    }
+}

@@ -1,0 +1,243 @@
+//! Configuration: TOML with an embedded default (`configs/default.toml`), validated once into
+//! typed values. Every error names the key.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
+
+/// A duration written as "200ms", "2s" or "1m".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses "250ms", "2s", "1.5s", "1m".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => return Err(format!("duration {s:?} needs a unit (ms, s, m)")),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => {
+            return Err(format!(
+                "unknown duration unit {unit:?} in {s:?} (use ms, s, m)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// "all" or "origin".
+    pub role: String,
+    /// Logging.
+    pub log: LogConfig,
+    /// RTMP ingest.
+    pub rtmp: RtmpConfig,
+    /// Segmenting and playlists.
+    pub packager: PackagerConfig,
+    /// HTTP delivery.
+    pub http: HttpConfig,
+    /// Admin listener.
+    pub admin: AdminConfig,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// EnvFilter directives.
+    pub level: String,
+    /// "text" or "json".
+    pub format: String,
+}
+
+/// `[rtmp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Application name.
+    pub app: String,
+    /// Reconnect grace period.
+    pub reconnect_grace: HumanDuration,
+    /// Handshake timeout.
+    pub handshake_timeout: HumanDuration,
+    /// Idle timeout.
+    pub idle_timeout: HumanDuration,
+}
+
+/// `[packager]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackagerConfig {
+    /// Part target.
+    pub part_target: HumanDuration,
+    /// Segment target.
+    pub segment_target: HumanDuration,
+    /// Maximum TARGETDURATION.
+    pub max_target_duration: HumanDuration,
+    /// Listed segments.
+    pub window_segments: usize,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+impl Config {
+    /// Parses and validates a configuration. Keys missing from `text` take the embedded
+    /// default's values.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut base: toml::Table = DEFAULT_TOML.parse().context("embedded default config")?;
+        let user: toml::Table = text.parse().context("config is not valid TOML")?;
+        merge(&mut base, user);
+        let cfg: Config = toml::Value::Table(base)
+            .try_into()
+            .context("invalid config")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The embedded default.
+    pub fn default_config() -> Self {
+        Self::parse("").expect("the embedded default config is valid")
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.role != "all" && self.role != "origin" {
+            bail!(
+                "role: {:?} is not supported (use \"all\" or \"origin\")",
+                self.role
+            );
+        }
+        if self.log.format != "text" && self.log.format != "json" {
+            bail!(
+                "log.format: must be \"text\" or \"json\", not {:?}",
+                self.log.format
+            );
+        }
+        let p = &self.packager;
+        let pt = p.part_target.0.as_millis();
+        let st = p.segment_target.0.as_millis();
+        let mt = p.max_target_duration.0.as_millis();
+        if !(50..=5000).contains(&pt) {
+            bail!("packager.part_target: must be between 50ms and 5s, not {pt} ms");
+        }
+        if st < 1000 || st > 60_000 || st < 3 * pt {
+            bail!("packager.segment_target: must be between 1s and 60s and at least 3 × part_target, not {st} ms");
+        }
+        if mt < st || mt > 60_000 || mt / pt > 250 {
+            bail!("packager.max_target_duration: must be ≥ segment_target, ≤ 60s and at most 250 parts long, not {mt} ms");
+        }
+        if !(6..=1000).contains(&p.window_segments) {
+            bail!(
+                "packager.window_segments: must be between 6 and 1000, not {}",
+                p.window_segments
+            );
+        }
+        if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
+            bail!("rtmp.app: must be a non-empty name without '/'");
+        }
+        if self.rtmp.handshake_timeout.0.is_zero() || self.rtmp.idle_timeout.0.is_zero() {
+            bail!("rtmp.handshake_timeout / rtmp.idle_timeout: must be greater than zero");
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Table, user: toml::Table) {
+    for (k, v) in user {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(u)) => merge(b, u),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        let c = Config::default_config();
+        assert_eq!(c.rtmp.listen.port(), 1935);
+        assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.packager.part_target.0, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = format!(
+            "{:#}",
+            Config::parse("[packager]\npart_target = \"10ms\"").unwrap_err()
+        );
+        assert!(e.contains("packager.part_target"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::parse("[packager]\nsegment_target = \"2 parsecs\"").unwrap_err()
+        );
+        assert!(e.contains("segment_target"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::parse("[rtmp]\nlisten_port = 1").unwrap_err()
+        );
+        assert!(e.contains("listen_port"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::parse("[packager]\nwindow_segments = 3").unwrap_err()
+        );
+        assert!(e.contains("packager.window_segments"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1h").is_err());
+    }
+}
