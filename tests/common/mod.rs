@@ -1,0 +1,320 @@
+//! Test harness: the real server on loopback ephemeral ports, a real RTMP publisher (rml_rtmp's
+//! client session over a TCP socket) sending FLV fixture tags, and a small HTTP/1.1 client.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use ferrocast::config::Config;
+use ferrocast::Server;
+use ferrocast_media::flv::{read_file, FlvTagKind};
+use http_body_util::BodyExt;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
+use rml_rtmp::time::RtmpTimestamp;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const SMALL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/sample-h264-aac-small.flv"
+);
+pub const BFRAMES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/sample-h264-aac-bframes.flv"
+);
+
+pub async fn start_server(extra: &str) -> Server {
+    let text = format!(
+        "[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n{extra}"
+    );
+    Server::start(Config::parse(&text).expect("test config"))
+        .await
+        .expect("server starts")
+}
+
+/// A publisher connected and accepted on `rtmp://addr/live/{stream}`.
+pub struct Publisher {
+    socket: TcpStream,
+    session: ClientSession,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum PublishOutcome {
+    Accepted(Publisher),
+    Rejected(String),
+}
+
+async fn write_results(
+    socket: &mut TcpStream,
+    results: Vec<ClientSessionResult>,
+    events: &mut Vec<ClientSessionEvent>,
+) -> std::io::Result<()> {
+    for r in results {
+        match r {
+            ClientSessionResult::OutboundResponse(p) => socket.write_all(&p.bytes).await?,
+            ClientSessionResult::RaisedEvent(e) => events.push(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Publisher")
+    }
+}
+
+impl Publisher {
+    pub async fn connect(
+        addr: SocketAddr,
+        app: &str,
+        stream: &str,
+    ) -> std::io::Result<PublishOutcome> {
+        let mut socket = TcpStream::connect(addr).await?;
+        socket.set_nodelay(true)?;
+        let mut hs = Handshake::new(PeerType::Client);
+        let c0c1 = hs.generate_outbound_p0_and_p1().expect("c0c1");
+        socket.write_all(&c0c1).await?;
+        let mut buf = vec![0u8; 65536];
+        let remaining = loop {
+            let n = socket.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(PublishOutcome::Rejected("closed during handshake".into()));
+            }
+            match hs.process_bytes(&buf[..n]).expect("handshake") {
+                HandshakeProcessResult::InProgress { response_bytes } => {
+                    socket.write_all(&response_bytes).await?
+                }
+                HandshakeProcessResult::Completed {
+                    response_bytes,
+                    remaining_bytes,
+                } => {
+                    socket.write_all(&response_bytes).await?;
+                    break remaining_bytes;
+                }
+            }
+        };
+        let mut config = ClientSessionConfig::new();
+        config.chunk_size = 4096;
+        let (mut session, initial) = ClientSession::new(config).expect("client session");
+        let mut events = Vec::new();
+        write_results(&mut socket, initial, &mut events).await?;
+        if !remaining.is_empty() {
+            let r = session.handle_input(&remaining).expect("input");
+            write_results(&mut socket, r, &mut events).await?;
+        }
+        let r = session
+            .request_connection(app.to_string())
+            .expect("connect");
+        write_results(&mut socket, vec![r], &mut events).await?;
+        let mut requested_publish = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for e in events.drain(..) {
+                match e {
+                    ClientSessionEvent::ConnectionRequestAccepted => {
+                        let r = session
+                            .request_publishing(stream.to_string(), PublishRequestType::Live)
+                            .expect("publish");
+                        let mut ev = Vec::new();
+                        write_results(&mut socket, vec![r], &mut ev).await?;
+                        requested_publish = true;
+                    }
+                    ClientSessionEvent::PublishRequestAccepted => {
+                        return Ok(PublishOutcome::Accepted(Publisher {
+                            socket,
+                            session,
+                            buf,
+                        }));
+                    }
+                    ClientSessionEvent::ConnectionRequestRejected { description } => {
+                        return Ok(PublishOutcome::Rejected(description))
+                    }
+                    ClientSessionEvent::UnknownTransactionResultReceived {
+                        additional_values,
+                        ..
+                    } => {
+                        // the server's `_error` answer to publish (transaction 0)
+                        return Ok(PublishOutcome::Rejected(format!("{additional_values:?}")));
+                    }
+                    other => {
+                        let _ = (other, requested_publish);
+                    }
+                }
+            }
+            let n = tokio::time::timeout_at(deadline.into(), socket.read(&mut buf))
+                .await
+                .map_err(|_| std::io::Error::other("timeout"))??;
+            if n == 0 {
+                return Ok(PublishOutcome::Rejected("connection closed".into()));
+            }
+            match session.handle_input(&buf[..n]) {
+                Ok(r) => write_results(&mut socket, r, &mut events).await?,
+                Err(e) => return Ok(PublishOutcome::Rejected(format!("{e:?}"))),
+            }
+        }
+    }
+
+    pub async fn accepted(addr: SocketAddr, stream: &str) -> Publisher {
+        match Publisher::connect(addr, "live", stream)
+            .await
+            .expect("connect")
+        {
+            PublishOutcome::Accepted(p) => p,
+            PublishOutcome::Rejected(why) => panic!("publish refused: {why}"),
+        }
+    }
+
+    /// Sends every tag of an FLV file; with `pace`, tag timestamps are followed in real time
+    /// (× `speed`).
+    pub async fn send_flv(&mut self, path: &str, pace: Option<f64>) {
+        let file = Bytes::from(std::fs::read(path).expect("fixture"));
+        let start = Instant::now();
+        for tag in read_file(&file).expect("flv") {
+            if let Some(speed) = pace {
+                let due =
+                    start + Duration::from_secs_f64(f64::from(tag.timestamp) / 1000.0 / speed);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let ts = RtmpTimestamp::new(tag.timestamp);
+            let r = match tag.kind {
+                FlvTagKind::Video => self.session.publish_video_data(tag.body, ts, false),
+                FlvTagKind::Audio => self.session.publish_audio_data(tag.body, ts, false),
+                FlvTagKind::Script => continue,
+            }
+            .expect("publish data");
+            if let ClientSessionResult::OutboundResponse(p) = r {
+                self.socket.write_all(&p.bytes).await.expect("write");
+            }
+        }
+        self.socket.flush().await.expect("flush");
+    }
+
+    /// Sends raw bytes as a video message (hostile input tests).
+    pub async fn send_video(&mut self, body: Bytes, ts: u32) -> std::io::Result<()> {
+        if let Ok(ClientSessionResult::OutboundResponse(p)) =
+            self.session
+                .publish_video_data(body, RtmpTimestamp::new(ts), false)
+        {
+            self.socket.write_all(&p.bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// True once the server has closed the connection.
+    pub async fn closed_by_server(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline.into(), self.socket.read(&mut self.buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.shutdown().await;
+    }
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    get_with(addr, path, &[]).await
+}
+
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let tcp = TcpStream::connect(addr).await.expect("connect http");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("h1 handshake");
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Polls (with a bounded number of tries) until `path` answers 200.
+pub async fn wait_for_200(addr: SocketAddr, path: &str, within: Duration) -> HttpResponse {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = get(addr, path).await;
+        if r.status == 200 {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never answered 200 (last {})",
+            r.status
+        );
+        // blocking on the playlist is what viewers do; before it exists, retry briefly
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the media playlist to carry ENDLIST (blocking reloads, no fixed sleeps).
+pub async fn wait_for_endlist(addr: SocketAddr, playlist: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = get(addr, playlist).await;
+        let t = r.text();
+        if t.contains("#EXT-X-ENDLIST") {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "no ENDLIST in {playlist}: {t}");
+        let last = t
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("#EXT-X-PART:"))
+            .and_then(|l| {
+                let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
+                let (m, i) = uri
+                    .split('_')
+                    .nth(1)?
+                    .trim_end_matches(".m4s")
+                    .split_once('.')?;
+                Some((m.parse::<u64>().ok()?, i.parse::<u32>().ok()?))
+            });
+        // block until the next part (or the 3×TD timeout answers 503)
+        let q = match last {
+            Some((m, i)) => format!("{playlist}?_HLS_msn={m}&_HLS_part={}", i + 1),
+            None => playlist.to_string(),
+        };
+        let _ = get(addr, &q).await;
+        if last.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
