@@ -162,7 +162,7 @@ impl Config {
         if !(50..=5000).contains(&pt) {
             bail!("packager.part_target: must be between 50ms and 5s, not {pt} ms");
         }
-        if st < 1000 || st > 60_000 || st < 3 * pt {
+        if !(1000..=60_000).contains(&st) || st < 3 * pt {
             bail!("packager.segment_target: must be between 1s and 60s and at least 3 × part_target, not {st} ms");
         }
         if mt < st || mt > 60_000 || mt / pt > 250 {

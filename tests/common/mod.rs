@@ -44,7 +44,7 @@ pub struct Publisher {
 
 #[derive(Debug)]
 pub enum PublishOutcome {
-    Accepted(Publisher),
+    Accepted(Box<Publisher>),
     Rejected(String),
 }
 
@@ -126,11 +126,11 @@ impl Publisher {
                         requested_publish = true;
                     }
                     ClientSessionEvent::PublishRequestAccepted => {
-                        return Ok(PublishOutcome::Accepted(Publisher {
+                        return Ok(PublishOutcome::Accepted(Box::new(Publisher {
                             socket,
                             session,
                             buf,
-                        }));
+                        })));
                     }
                     ClientSessionEvent::ConnectionRequestRejected { description } => {
                         return Ok(PublishOutcome::Rejected(description))
@@ -165,7 +165,7 @@ impl Publisher {
             .await
             .expect("connect")
         {
-            PublishOutcome::Accepted(p) => p,
+            PublishOutcome::Accepted(p) => *p,
             PublishOutcome::Rejected(why) => panic!("publish refused: {why}"),
         }
     }

@@ -306,20 +306,15 @@ impl Segmenter {
         let buf = self.probe.as_ref()?;
         let mut lead = buf.iter().filter(|u| u.track == self.lead);
         let first = lead.next()?;
-        let mut frames = 1u32;
         let limit = rescale(
             i64::from(self.cfg.max_target_duration_ms),
             1000,
             self.lead_ts,
         );
-        for u in lead {
-            if u.keyframe {
+        for (frames, u) in (1u32..).zip(lead) {
+            if u.keyframe || u.dts - first.dts >= limit || buf.len() >= MAX_PROBE_UNITS {
                 return Some((u.dts - first.dts, frames));
             }
-            if u.dts - first.dts >= limit || buf.len() >= MAX_PROBE_UNITS {
-                return Some((u.dts - first.dts, frames));
-            }
-            frames += 1;
         }
         None
     }
