@@ -1,7 +1,7 @@
 //! Prometheus metrics of the packager. Created once by the binary and registered in its
 //! registry; cloned (cheaply) into every stream.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Packager metrics.
 #[derive(Clone, Debug)]
@@ -14,8 +14,8 @@ pub struct PackagerMetrics {
     pub segments: IntCounterVec,
     /// Segments cut without a keyframe because the GOP outgrew TARGETDURATION.
     pub forced_cuts: IntCounterVec,
-    /// Last frame of a part received → part servable, seconds.
-    pub part_publish_latency: Histogram,
+    /// Last frame of a part received → part servable, seconds, by rendition.
+    pub part_publish_latency: HistogramVec,
 }
 
 impl PackagerMetrics {
@@ -56,7 +56,7 @@ impl PackagerMetrics {
                 "Segments cut without a keyframe because the GOP exceeded TARGETDURATION",
                 &["stream"],
             ),
-            part_publish_latency: Histogram::with_opts(
+            part_publish_latency: HistogramVec::new(
                 HistogramOpts::new(
                     "ferrocast_part_publish_latency_seconds",
                     "Time from receiving the last frame of a part to the part being servable",
@@ -65,6 +65,7 @@ impl PackagerMetrics {
                     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
                     0.1,
                 ]),
+                &["rendition"],
             )
             .expect("valid metric"),
         }

@@ -181,6 +181,8 @@ struct Inner {
     init_gen: u32,
     next_msn: u64,
     last_arrival: [Option<Instant>; 2],
+    probing: bool,
+    probe_arrivals: std::collections::HashMap<usize, Instant>,
     multivariant: Option<Multivariant>,
     events: Vec<Event>,
 }
@@ -232,6 +234,8 @@ impl Stream {
                 init_gen: 0,
                 next_msn: 0,
                 last_arrival: [None, None],
+                probing: true,
+                probe_arrivals: std::collections::HashMap::new(),
                 multivariant: None,
                 events: Vec::new(),
             }),
@@ -327,6 +331,7 @@ impl Stream {
             .find(|r| r.kind == TrackKind::Audio)
             .map(|r| r.timescale);
         g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
+        g.probing = true;
         g.ended = false;
         g.epoch = None;
         Ok(())
@@ -359,31 +364,50 @@ impl Stream {
         if g.epoch.is_none() {
             g.epoch = Some((t90(&unit), wall_ms));
         }
-        let slot = usize::from(unit.track == TrackKind::Audio);
-        let previous_arrival = g.last_arrival[slot].replace(arrival);
+        let slot = |k: TrackKind| usize::from(k == TrackKind::Audio);
+        let previous_arrival = g.last_arrival;
+        g.last_arrival[slot(unit.track)] = Some(arrival);
         let ptr = unit.data.as_ptr();
+        if g.probing {
+            // units held by the segmenter's probe: remember when each arrived
+            g.probe_arrivals.insert(ptr as usize, arrival);
+        }
         let mut events = std::mem::take(&mut g.events);
         if let Some(s) = &mut g.segmenter {
             s.push(unit, &mut events);
         }
         for ev in events.drain(..) {
-            let closed_by_this = matches!(&ev, Event::Part(p) if p.samples.last().map(|s| s.data.as_ptr()) == Some(ptr));
-            let is_part = matches!(ev, Event::Part(_));
-            self.apply(g, ev);
-            if is_part {
-                let from = if closed_by_this {
-                    Some(arrival)
-                } else {
-                    previous_arrival
-                };
-                if let Some(from) = from {
-                    g.metrics
-                        .part_publish_latency
-                        .observe(from.elapsed().as_secs_f64());
+            // latency origin: the arrival of the part's last frame (this unit, or the previous
+            // unit of the part's track)
+            let from = match &ev {
+                Event::Part(p) if !p.is_gap() => {
+                    let last = p.samples.last().map(|s| s.data.as_ptr());
+                    if last == Some(ptr) {
+                        Some((p.track, arrival))
+                    } else if let Some(a) = last.and_then(|l| g.probe_arrivals.get(&(l as usize))) {
+                        Some((p.track, *a))
+                    } else {
+                        previous_arrival[slot(p.track)].map(|a| (p.track, a))
+                    }
                 }
+                Event::Timing(_) => {
+                    g.probing = false;
+                    None
+                }
+                _ => None,
+            };
+            self.apply(g, ev);
+            if let Some((track, from)) = from {
+                g.metrics
+                    .part_publish_latency
+                    .with_label_values(&[track.as_str()])
+                    .observe(from.elapsed().as_secs_f64());
             }
         }
         g.events = events;
+        if !g.probing && !g.probe_arrivals.is_empty() {
+            g.probe_arrivals = std::collections::HashMap::new();
+        }
     }
 
     /// The publisher went away: closes open parts and segments. Playlists stay live (no
