@@ -41,7 +41,12 @@ fn segmenter_and_boxes(c: &mut Criterion) {
                             let samples: Vec<FragmentSample> = p
                                 .samples
                                 .iter()
-                                .map(|s| FragmentSample { duration: s.duration, size: s.data.len() as u32, cts: s.cts, sync: s.keyframe })
+                                .map(|s| FragmentSample {
+                                    duration: s.duration,
+                                    size: s.data.len() as u32,
+                                    cts: s.cts,
+                                    sync: s.keyframe,
+                                })
                                 .collect();
                             bytes += fragment_header(1, p.start as u64, &samples, true).len();
                         }
@@ -59,15 +64,27 @@ fn playlist_render(c: &mut Criterion) {
     // a stream with a full window (the fixture's configs, synthetic frames), then time the
     // work done per part: segmenter + header + playlist render + gzip, i.e. Stream::push of
     // a part-closing frame
-    let file = Bytes::from(std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample-h264-aac-small.flv")).unwrap());
+    let file = Bytes::from(
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sample-h264-aac-small.flv"
+        ))
+        .unwrap(),
+    );
     let mut tracks = Tracks::default();
     for t in ferrocast_media::flv::read_file(&file).unwrap() {
-        if let Ok(ferrocast_media::flv::VideoTag::AvcSequenceHeader(r)) = ferrocast_media::flv::parse_video(&t.body) {
+        if let Ok(ferrocast_media::flv::VideoTag::AvcSequenceHeader(r)) =
+            ferrocast_media::flv::parse_video(&t.body)
+        {
             tracks.video = Some(ferrocast_media::avc::AvcConfig::parse(r).unwrap());
             break;
         }
     }
-    let stream = Stream::new("bench", StreamSettings::default(), PackagerMetrics::unregistered());
+    let stream = Stream::new(
+        "bench",
+        StreamSettings::default(),
+        PackagerMetrics::unregistered(),
+    );
     stream.claim().unwrap();
     stream.begin_publish(tracks).unwrap();
     for u in units(30 * 60) {

@@ -21,17 +21,22 @@
 //!    segment is cut at that part boundary without a keyframe (a *forced cut*, logged and
 //!    counted): TARGETDURATION is never exceeded, but the new segment's first part is not
 //!    `INDEPENDENT`.
-//! 4. **Parts** are `n = round(part_target / fd)` frames long, measured from the segment start:
+//! 4. **Parts** are `n` frames long, `n` being the divisor of the GOP's frame count closest to
+//!    `part_target / fd` (within ±30 %, else `round(part_target / fd)`), measured from the
+//!    segment start, so that with a constant GOP keyframes fall on part boundaries:
 //!    part `i` begins at the first sample with `dts ≥ start + i·n·fd − fd/2`. A part is closed
 //!    as soon as its last frame arrives (predicted by `dts + fd` reaching the next boundary), so
 //!    a part is servable without waiting for the next frame; its last sample gets duration `fd`
 //!    and the next sample's decode time is pinned to the end of that part when it is within
 //!    `fd/2` of it (its composition offset absorbs the difference, so presentation times are
 //!    exact and the decode timeline has no holes).
-//! 5. **Audio with video** follows the video's actual part boundaries: an audio frame belongs to
-//!    the part its midpoint falls in. Audio parts therefore carry the same media sequence numbers
-//!    and part indices as video parts. An audio part that stays empty for more than one second of
-//!    video is published as a GAP part.
+//! 5. **Audio with video** follows the video's part boundaries: an audio frame belongs to the
+//!    part its midpoint falls in, using the video part's actual end once known and its nominal
+//!    end (segment start + (i+1)·n·fd) before, so an audio part is published on its own last
+//!    frame. Audio parts carry the same media sequence numbers and part indices as video parts.
+//!    An audio part that stays empty for more than one second of video is published as a GAP
+//!    part. (If a keyframe arrives mid-part — an irregular GOP — an audio part already closed at
+//!    its nominal end makes that audio segment end up to one part after the video's.)
 //!
 //! PART-TARGET is advertised as the longest part these rules can produce: `n·fd` (+1 ms for
 //! millisecond timestamp jitter), or `⌈n·fd / afd⌉·afd` (+1 ms) for audio frames of duration
@@ -206,6 +211,9 @@ struct PartRef {
     msn: u64,
     index: u32,
     start: i64,
+    /// Where the part ends if the segment goes on: `segment start + (index + 1) × part`.
+    nominal_end: i64,
+    /// Where the video part actually ended, once closed.
     end: Option<i64>,
 }
 
@@ -350,7 +358,8 @@ impl Segmenter {
         let td = self.cfg.fixed_target_duration.unwrap_or_else(|| {
             (((max_seg + i64::from(ts) / 2) / i64::from(ts)) as u32).clamp(1, max_td)
         });
-        let n = ((rescale(i64::from(self.cfg.part_target_ms), 1000, ts) + half_fd) / fd).max(1);
+        let pt = rescale(i64::from(self.cfg.part_target_ms), 1000, ts);
+        let n = part_frames(pt, fd, frames);
         let part = n * fd;
         let ceil_ms = |ticks: i64| (ticks * 1000 + i64::from(ts) - 1) / i64::from(ts);
         let mut part_ms = ceil_ms(part);
@@ -482,10 +491,11 @@ impl Running {
             keyframe: u.keyframe,
             data: u.data,
         });
-        if let Some(f) = &mut self.follower {
-            f.open_part(open.msn, index, d);
-        }
         let seg = *seg;
+        if let Some(f) = &mut self.follower {
+            let nominal_end = seg.start + i64::from(index + 1) * t.part;
+            f.open_part(open.msn, index, d, nominal_end);
+        }
         if d + t.fd >= self.boundary(&seg, index + 1) {
             self.close_lead(lead, None, out);
         }
@@ -527,6 +537,20 @@ impl Running {
         if let Some(f) = &mut self.follower {
             f.drain(self.last_dts, false, out);
         }
+    }
+}
+
+/// Frames per part: a divisor of the GOP's frame count closest to the part target (so that
+/// keyframes fall on part boundaries and every part of a segment is whole), if one is within
+/// ±30 % of the target; otherwise the nearest whole number of frames.
+fn part_frames(part_target: i64, fd: i64, gop_frames: u32) -> i64 {
+    let nearest = ((part_target + fd / 2) / fd).max(1);
+    let best = (1..=i64::from(gop_frames))
+        .filter(|d| i64::from(gop_frames) % d == 0)
+        .min_by_key(|d| ((d * fd - part_target).abs(), *d));
+    match best {
+        Some(d) if (d * fd - part_target).abs() * 10 <= part_target * 3 => d,
+        _ => nearest,
     }
 }
 
@@ -586,7 +610,7 @@ impl Follower {
         });
     }
 
-    fn open_part(&mut self, msn: u64, index: u32, start: i64) {
+    fn open_part(&mut self, msn: u64, index: u32, start: i64, nominal_end: i64) {
         if self
             .parts
             .back()
@@ -598,6 +622,7 @@ impl Follower {
             msn,
             index,
             start,
+            nominal_end,
             end: None,
         });
     }
@@ -640,7 +665,10 @@ impl Follower {
         let afd_lead = self.to_lead(self.fd);
         let half = afd_lead / 2;
         while let Some(front) = self.parts.front().copied() {
-            let end = front.end;
+            // Audio closes on the video part's actual end or, while the video part is still
+            // open, on its nominal end: with a constant GOP the video part ends exactly there
+            // (keyframes fall on part boundaries), so audio parts need not wait for video.
+            let end = Some(front.end.unwrap_or(front.nominal_end));
             // predicted: the open audio part's last frame reaches the end of the video part
             if let (Some(e), Some(open)) = (end, &self.open) {
                 if let Some(last) = open.samples.last() {
@@ -673,7 +701,7 @@ impl Follower {
                 open.samples.push(a);
                 continue;
             }
-            match end {
+            match front.end {
                 Some(e) if flush || lead_now - e > lag_limit => {
                     self.close_front(None, out);
                 }
@@ -693,7 +721,7 @@ impl Follower {
         let part = match self.open.take() {
             Some(open) if !open.samples.is_empty() => finish(self.track, open, next_dts, self.fd),
             _ => {
-                let lead_len = front.end.map_or(0, |e| e - front.start);
+                let lead_len = front.end.unwrap_or(front.nominal_end) - front.start;
                 let start = self.end.unwrap_or_else(|| self.to_lead_inv(front.start));
                 ClosedPart {
                     track: self.track,

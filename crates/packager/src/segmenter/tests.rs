@@ -349,3 +349,31 @@ fn non_keyframe_start_is_dropped_until_keyframe() {
     assert_eq!(p[0].start, 90_000); // the keyframe at 1 s: bucket 0
     assert!(p[0].samples[0].keyframe);
 }
+
+#[test]
+fn part_length_divides_the_gop() {
+    // 24 fps, 1 s GOP: 200 ms is 4.8 frames; 4 frames (167 ms) divide the GOP, so keyframes
+    // fall on part boundaries and every part is whole
+    let ev = run(
+        SegmenterConfig::default(),
+        input(0, 8_000, 24.0, 24, true),
+        true,
+        true,
+    );
+    let t = timing(&ev);
+    assert_eq!(t.part_target_ms, 171); // 4 frames = 166.7 ms video; audio: 8 AAC frames = 170.7 ms
+    let v = parts(&ev, TrackKind::Video);
+    for p in &v[..v.len() - 1] {
+        assert_eq!(p.samples.len(), 4);
+    }
+    let a = parts(&ev, TrackKind::Audio);
+    assert_eq!(a.len(), v.len());
+    for (x, y) in a.iter().zip(&v) {
+        assert_eq!((x.msn, x.index), (y.msn, y.index));
+        assert!(x.duration <= i64::from(t.part_target_ms) * 48);
+    }
+    assert_eq!(part_frames(18_000, 3_750, 24), 4);
+    assert_eq!(part_frames(18_000, 3_000, 30), 6);
+    assert_eq!(part_frames(18_000, 3_000, 31), 6); // prime GOP: nearest
+    assert_eq!(part_frames(9_600, 1_024, 1), 9); // audio-only
+}
