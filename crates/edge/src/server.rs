@@ -69,6 +69,9 @@ pub async fn handle(
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     let route = route_label(&path);
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        debug!(status = resp.status().as_u16(), %path, %query, "request failed");
+    }
     metrics
         .requests
         .with_label_values(&[route, resp.status().as_str(), version_label(version)])

@@ -228,6 +228,7 @@ struct Follower {
     open: Option<OpenPart>,
     end: Option<i64>,
     seg_ends: VecDeque<u64>,
+    last_opened: Option<(u64, u32)>,
     dropped: u64,
 }
 
@@ -401,6 +402,7 @@ impl Segmenter {
                 open: None,
                 end: None,
                 seg_ends: VecDeque::new(),
+                last_opened: None,
                 dropped: 0,
             }),
         });
@@ -611,13 +613,12 @@ impl Follower {
     }
 
     fn open_part(&mut self, msn: u64, index: u32, start: i64, nominal_end: i64) {
-        if self
-            .parts
-            .back()
-            .is_some_and(|p| p.msn == msn && p.index == index)
-        {
+        // every video part is announced once, even if its audio part was already closed (on
+        // the nominal end) while video samples of that part are still arriving
+        if self.last_opened.is_some_and(|last| last >= (msn, index)) {
             return;
         }
+        self.last_opened = Some((msn, index));
         self.parts.push_back(PartRef {
             msn,
             index,

@@ -377,3 +377,38 @@ fn part_length_divides_the_gop() {
     assert_eq!(part_frames(18_000, 3_000, 31), 6); // prime GOP: nearest
     assert_eq!(part_frames(9_600, 1_024, 1), 9); // audio-only
 }
+
+#[test]
+fn video_gap_keeps_part_indices_unique() {
+    // the encoder's video jumps 67 ms forward at a keyframe (a looped file whose audio is
+    // longer than its video): audio closes its parts on nominal boundaries while video samples
+    // of the same part still arrive; every (msn, index) must be emitted exactly once per track
+    let mut units = input(0, 4_000, 30.0, 30, true);
+    for u in input(0, 4_000, 30.0, 30, true) {
+        let shift = 4_067;
+        let dts = match u.track {
+            TrackKind::Video => u.dts + shift * 90,
+            TrackKind::Audio => u.dts + (shift * 48 + 512) / 1024 * 1024,
+        };
+        if u.track == TrackKind::Audio && dts < 4_000 * 48 {
+            continue;
+        }
+        units.push(MediaUnit { dts, ..u });
+    }
+    // audio travels 100 ms ahead of video (as with B-frame encoders, whose DTS lag)
+    units.sort_by_key(|u| match u.track {
+        TrackKind::Video => u.dts * 2,
+        TrackKind::Audio => (u.dts * 90 / 48 - 9_000) * 2 + 1,
+    });
+    let ev = run(SegmenterConfig::default(), units, true, true);
+    for tr in [TrackKind::Video, TrackKind::Audio] {
+        let keys: Vec<(u64, u32)> = parts(&ev, tr).iter().map(|p| (p.msn, p.index)).collect();
+        for w in keys.windows(2) {
+            assert!(w[1] > w[0], "{tr:?}: {:?} then {:?}", w[0], w[1]);
+        }
+    }
+    assert_eq!(
+        parts(&ev, TrackKind::Video).len(),
+        parts(&ev, TrackKind::Audio).len()
+    );
+}
