@@ -365,3 +365,66 @@ async fn twenty_concurrent_publishers() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_within_grace_continues_with_discontinuity() {
+    // grace 3 s: the second session starts well inside it
+    let server = start_server_with_grace("3s", "").await;
+    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    let mut p = Publisher::accepted(rtmp, "again").await;
+    p.send_flv(SMALL, None).await;
+    p.close().await;
+    // wait until the first session's segments are listed (flushed when the publisher left)
+    let first = wait_for_200(http, "/live/again/video.m3u8", Duration::from_secs(10))
+        .await
+        .text();
+    assert!(!first.contains("#EXT-X-ENDLIST"));
+    // the server must have seen the first publisher leave (until then a new one is refused)
+    let stream = server.store.get("again").expect("stream exists");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stream.is_publishing() {
+        assert!(
+            Instant::now() < deadline,
+            "first publisher never released the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut p = Publisher::accepted(rtmp, "again").await;
+    p.send_flv(SMALL, None).await;
+    p.close().await;
+    let text = wait_for_endlist(http, "/live/again/video.m3u8", Duration::from_secs(20)).await;
+    assert!(
+        text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"video_init1.mp4\""),
+        "{text}"
+    );
+    let pl = media_playlist(&text);
+    // 2 × 6 s of media, all listed, in one playlist with continuous media sequence numbers
+    let total: f32 = pl.segments.iter().map(|s| s.duration).sum();
+    assert!((11.0..=12.5).contains(&total), "{total} s listed");
+    assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0"));
+    // both init segments are served
+    assert_eq!(get(http, "/live/again/video_init0.mp4").await.status, 200);
+    assert_eq!(get(http, "/live/again/video_init1.mp4").await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_and_graceful_shutdown() {
+    let server = start_server("").await;
+    let admin = server.admin_addr;
+    assert_eq!(get(admin, "/healthz").await.status, 200);
+    assert_eq!(get(admin, "/readyz").await.status, 200);
+    let m = get(admin, "/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(m.text().contains("ferrocast_active_streams 0"));
+    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    // shutdown completes while a publisher is connected (bounded: the test has a timeout)
+    let _p = Publisher::accepted(rtmp, "bye").await;
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("graceful shutdown finished");
+    assert!(
+        tokio::net::TcpStream::connect(http).await.is_err(),
+        "HTTP still accepting"
+    );
+}

@@ -27,8 +27,12 @@ pub const BFRAMES: &str = concat!(
 );
 
 pub async fn start_server(extra: &str) -> Server {
+    start_server_with_grace("1s", extra).await
+}
+
+pub async fn start_server_with_grace(grace: &str, extra: &str) -> Server {
     let text = format!(
-        "[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n{extra}"
+        "[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"{grace}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n{extra}"
     );
     Server::start(Config::parse(&text).expect("test config"))
         .await

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Ingest cost per stream: N concurrent RTMP publishers of the shared 720p sample (2.67 Mbit/s,
+# real time, looped) into ferrocast (LL-HLS, 200 ms parts) and, in turn, into nginx with
+# libnginx-mod-rtmp (`hls on`, 2 s fragments, files on /dev/shm). Reports each server's CPU
+# (utime+stime of all its processes over the measured window, from /proc) and RSS.
+# Usage: bash benches/ingest-vs-nginx.sh [N=50] [SECONDS=30]
+# Needs: ffmpeg, nginx-light, libnginx-mod-rtmp, a release build (cargo build --release).
+set -euo pipefail
+N=${1:-50}; SECS=${2:-30}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${FERROCAST_BIN:-$root/target/release/ferrocast}
+sample=${SAMPLE:-$root/../shared/media/sample-h264-aac.flv}
+work=$(mktemp -d /dev/shm/ingestbench.XXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+tck=$(getconf CLK_TCK)
+cpu_ticks() { local t=0; for p in "$@"; do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+rss_kb() { local t=0; for p in "$@"; do [ -r /proc/$p/status ] && t=$((t + $(awk '/VmRSS/{print $2}' /proc/$p/status))); done; echo $t; }
+
+measure() { # name port pids...
+  local name=$1 port=$2; shift 2
+  local srv=("$@") pubs=()
+  for i in $(seq 1 "$N"); do
+    ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$sample" -c copy -f flv "rtmp://127.0.0.1:$port/live/s$i" >/dev/null 2>&1 &
+    pubs+=($!); pids+=($!)
+  done
+  sleep 5 # every publisher connected and past its first GOP
+  local c0; c0=$(cpu_ticks "${srv[@]}")
+  sleep "$SECS"
+  local c1 rss; c1=$(cpu_ticks "${srv[@]}"); rss=$(rss_kb "${srv[@]}")
+  kill "${pubs[@]}" 2>/dev/null || true; wait "${pubs[@]}" 2>/dev/null || true
+  awk -v n="$N" -v s="$SECS" -v d=$((c1 - c0)) -v t="$tck" -v r="$rss" -v name="$name" 'BEGIN {
+    cpu = d / t / s * 100;
+    printf "%-10s streams=%d cpu=%.1f%% of one core (%.3f%% per stream)  rss=%.1f MiB (%.2f MiB per stream)\n", name, n, cpu, cpu / n, r / 1024, r / 1024 / n }'
+}
+
+# ferrocast
+fport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/f.toml" <<CFG
+[log]
+level = "warn"
+[rtmp]
+listen = "127.0.0.1:$fport"
+[http]
+listen = "127.0.0.1:0"
+[admin]
+listen = "127.0.0.1:0"
+CFG
+"$bin" --config "$work/f.toml" & fpid=$!; pids+=($fpid); sleep 0.5
+measure ferrocast "$fport" "$fpid"
+kill "$fpid"; wait "$fpid" 2>/dev/null || true
+
+# nginx-rtmp with HLS
+nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/nginx/logs" "$work/hls"
+cat > "$work/nginx/nginx.conf" <<CFG
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+rtmp { server { listen 127.0.0.1:$nport; chunk_size 4096;
+  application live { live on; hls on; hls_path $work/hls; hls_fragment 2s; hls_playlist_length 20s; } } }
+CFG
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' & npid=$!; pids+=($npid); sleep 0.5
+nproc_pids=$(pgrep -P "$npid" | tr '\n' ' ')
+# shellcheck disable=SC2086
+measure nginx-rtmp "$nport" "$npid" $nproc_pids
