@@ -93,7 +93,7 @@ fn playlist_render(c: &mut Criterion) {
     let payload = Bytes::from(vec![0u8; 2000]);
     let mut next = 30 * 60usize;
     let mut g = c.benchmark_group("stream");
-    // 6 frames = one part: one playlist render + gzip per iteration
+    // 6 frames = one part: segmenter + fragment header + one playlist render + gzip
     g.throughput(Throughput::Elements(1));
     g.bench_function("push_one_part_with_playlist_render", |b| {
         b.iter_batched(
@@ -114,6 +114,9 @@ fn playlist_render(c: &mut Criterion) {
                 for u in batch {
                     stream.push(u, Instant::now(), 0);
                 }
+                // what the first viewer of this playlist version pays: render + gzip
+                let view = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
+                view.playlist().gzip().len()
             },
             BatchSize::SmallInput,
         )

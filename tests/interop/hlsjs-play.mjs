@@ -7,8 +7,9 @@
 // were decoded; exit 1 otherwise (a screenshot is saved to tests/interop/out/), 2 on bad usage.
 //
 // Usage: node hlsjs-play.mjs <m3u8 url> <seconds>
-// Env:   CHROMIUM      browser binary (default /usr/bin/chromium)
-//        INTEROP_OUT   screenshot directory (default: out/ beside this script)
+// Env:   CHROMIUM          browser binary (default /usr/bin/chromium)
+//        INTEROP_OUT       screenshot directory (default: out/ beside this script)
+//        HLSJS_PLAY_DEBUG  non-empty: include every 500 ms sample in the JSON (samplesAll)
 //
 // The page and hls.min.js are served by this script on an ephemeral 127.0.0.1 port, so the
 // stream is fetched cross-origin: the HLS server must send CORS headers (as a real deployment
@@ -56,7 +57,7 @@ const pageHtml = `<!doctype html>
     hlsVersion: window.Hls ? Hls.version : null,
     mseSupported: window.Hls ? Hls.isSupported() : false,
     t0: performance.now(),
-    started: null,          // ms after loadSource() at which currentTime first advanced
+    started: null,          // ms after loadSource() at which playback first advanced
     samples: [],            // every 500 ms
     errors: [], errorCount: 0, errorsByDetails: {}, fatal: [],
     stalls: 0, stallMs: 0, stallEvents: [], inStall: false,
@@ -117,7 +118,11 @@ const pageHtml = `<!doctype html>
     const t = performance.now();
     const ct = video.currentTime;
     if (ct !== lastCt) {
-      if (R.started === null && !video.paused && ct > lastCt) R.started = now();
+      // Playback started = currentTime moving like playback (not the initial seek to the live
+      // position) with decoded data present.
+      if (R.started === null && !video.paused && video.readyState >= 2 && ct > lastCt && ct - lastCt < 1) {
+        R.started = now();
+      }
       if (R.inStall) {
         const ms = Math.round(t - lastAdvance);
         R.stallMs += ms;
@@ -244,6 +249,7 @@ function summarize(R, extra = {}) {
     http: http4xx,
     consoleErrors: consoleErrors.slice(0, 10),
     hlsVersion: R.hlsVersion || null,
+    ...(process.env.HLSJS_PLAY_DEBUG ? { samplesAll: s } : {}),
     ...extra,
   };
 }
@@ -254,6 +260,8 @@ function verdict(sum) {
   if (sum.startupMs === null) reasons.push('playback never started');
   if (!sum.framesAdvancing) reasons.push('decoded frames not advancing at the end');
   if (sum.frames < minFrames) reasons.push(`${sum.frames} frames decoded < ${minFrames} (${MIN_FPS} fps × (${seconds} − 5) s)`);
+  const maxStalls = Number(process.env.MAX_STALLS ?? 2);
+  if (sum.stalls > maxStalls) reasons.push(`${sum.stalls} stalls > ${maxStalls} (MAX_STALLS)`);
   return reasons;
 }
 

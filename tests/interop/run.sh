@@ -62,7 +62,11 @@ show_logs() {
   mkdir -p "$here/out"
   local f
   for f in server.log publisher.log hlsjs.err; do
-    [ -s "$work/$f" ] || continue
+    [ -e "$work/$f" ] || continue
+    if [ ! -s "$work/$f" ]; then
+      echo "----- $f: (empty)"
+      continue
+    fi
     cp "$work/$f" "$here/out/$f" 2>/dev/null || true
     echo "----- $f (last 80 lines; full copy in tests/interop/out/$f)"
     tail -n 80 "$work/$f"
@@ -165,7 +169,7 @@ json() {
 
 # count_frames FILE -> decoded frames of its first stream
 count_frames() {
-  ffprobe -v error -count_frames -show_entries stream=nb_read_frames -of csv=p=0 "$1" 2>>"$work/count.err" | head -n1
+  timeout 60 ffprobe -v error -count_frames -show_entries stream=nb_read_frames -of csv=p=0 "$1" 2>>"$work/count.err" | head -n1
 }
 
 # ---- start ferrocast + publisher -----------------------------------------------------------------
@@ -302,8 +306,8 @@ check_segments() {
     names+=("$uri")
   done < <(head -n3 "$tsv")
   local probe errs frames expected
-  probe=$(ffprobe -v error -show_entries stream=codec_name,width,height -of compact "$work/$r.mp4" 2>"$work/$r.probe.err" || true)
-  ffmpeg -nostdin -v error -i "$work/$r.mp4" -f null - 2>"$work/$r.decode.err" >/dev/null || echo "ffmpeg exited non-zero" >>"$work/$r.decode.err"
+  probe=$(timeout 60 ffprobe -v error -show_entries stream=codec_name,width,height -of compact "$work/$r.mp4" 2>"$work/$r.probe.err" || true)
+  timeout 60 ffmpeg -nostdin -v error -i "$work/$r.mp4" -f null - 2>"$work/$r.decode.err" >/dev/null || echo "ffmpeg exited non-zero" >>"$work/$r.decode.err"
   : >"$work/count.err"
   frames=$(count_frames "$work/$r.mp4")
   errs=$(cat "$work/$r.probe.err" "$work/$r.decode.err" "$work/count.err")
@@ -352,7 +356,7 @@ check_parts() {
   : >"$work/count.err"
   seg_frames=$(count_frames "$work/p.seg.mp4")
   part_frames=$(count_frames "$work/p.parts.mp4")
-  ffmpeg -nostdin -v error -i "$work/p.parts.mp4" -f null - 2>>"$work/count.err" >/dev/null || echo "ffmpeg exited non-zero" >>"$work/count.err"
+  timeout 60 ffmpeg -nostdin -v error -i "$work/p.parts.mp4" -f null - 2>>"$work/count.err" >/dev/null || echo "ffmpeg exited non-zero" >>"$work/count.err"
   errs=$(cat "$work/count.err")
   echo "      $r: $uri = $n parts ($parts); frames: segment $seg_frames, parts $part_frames; byte-identical: $same"
   if [ -n "$errs" ]; then

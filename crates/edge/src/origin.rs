@@ -141,7 +141,7 @@ impl Origin {
             Route::Multivariant { .. } => match stream.multivariant() {
                 Some(mv) => {
                     let body = if req.gzip {
-                        mv.gzip.clone()
+                        mv.gzip().clone()
                     } else {
                         mv.plain.clone()
                     };
@@ -238,12 +238,12 @@ impl Origin {
                 }
             }
         }
-        let rendered = match (&view.delta, directives.skip) {
-            (Some(d), true) => d,
-            _ => &view.playlist,
+        let rendered = match (directives.skip, view.delta()) {
+            (true, Some(d)) => d,
+            _ => view.playlist(),
         };
         let body = if req.gzip {
-            rendered.gzip.clone()
+            rendered.gzip().clone()
         } else {
             rendered.plain.clone()
         };

@@ -14,6 +14,7 @@
 
 pub mod blocking;
 pub mod cmaf;
+pub mod gzip;
 pub mod metrics;
 pub mod model;
 pub mod playlist;

@@ -19,7 +19,6 @@ use ferrocast_media::time::{rescale, VIDEO_TIMESCALE};
 use ferrocast_media::{MediaUnit, TrackKind};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
@@ -51,42 +50,42 @@ pub struct Tracks {
     pub audio: Option<AacConfig>,
 }
 
-/// A rendered text body and its gzip form.
-#[derive(Debug, Clone)]
+/// A rendered text body; its gzip form is made on first use (most versions of a playlist are
+/// never requested when nobody watches) and then shared by every request.
+#[derive(Debug)]
 pub struct Rendered {
     /// Identity body.
     pub plain: Bytes,
-    /// `Content-Encoding: gzip` body.
-    pub gzip: Bytes,
+    gzip: std::sync::OnceLock<Bytes>,
 }
 
 impl Rendered {
-    fn new(text: String) -> Self {
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(text.len() / 3),
-            flate2::Compression::fast(),
-        );
-        let gzip = enc
-            .write_all(text.as_bytes())
-            .and_then(|_| enc.finish())
-            .map(Bytes::from)
-            .unwrap_or_default();
+    /// Wraps rendered text.
+    pub fn new(text: String) -> Self {
         Self {
             plain: Bytes::from(text),
-            gzip,
+            gzip: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The `Content-Encoding: gzip` body.
+    pub fn gzip(&self) -> &Bytes {
+        self.gzip.get_or_init(|| crate::gzip::gzip(&self.plain))
     }
 }
 
-/// An immutable snapshot of one rendition: what HTTP serves.
+/// An immutable snapshot of one rendition: what HTTP serves. Its playlist text is rendered on
+/// first request (at most once per version; never for versions nobody asks for).
 #[derive(Debug)]
 pub struct RenditionView {
     /// Video or audio.
     pub kind: TrackKind,
-    /// Full playlist.
-    pub playlist: Rendered,
-    /// Delta update (`_HLS_skip=YES`), when it skips anything.
-    pub delta: Option<Rendered>,
+    timescale: u32,
+    listed_from: usize,
+    discontinuity_sequence: u64,
+    reports: Vec<(String, u64, u32)>,
+    playlist: std::sync::OnceLock<Rendered>,
+    delta: std::sync::OnceLock<Option<Rendered>>,
     /// Position for blocking decisions.
     pub position: Position,
     /// The preload-hinted next part.
@@ -115,6 +114,37 @@ pub enum PartLookup {
 }
 
 impl RenditionView {
+    fn media_playlist(&self) -> MediaPlaylist<'_> {
+        MediaPlaylist {
+            prefix: self.kind.as_str(),
+            timescale: self.timescale,
+            target_duration: self.target_duration,
+            part_target_ms: self.part_target_ms,
+            discontinuity_sequence: self.discontinuity_sequence,
+            segments: &self.segments[self.listed_from..],
+            open: self.open.as_ref(),
+            hint: self.hint,
+            ended: self.position.ended,
+            reports: &self.reports,
+        }
+    }
+
+    /// The full media playlist.
+    pub fn playlist(&self) -> &Rendered {
+        self.playlist
+            .get_or_init(|| Rendered::new(self.media_playlist().render(false)))
+    }
+
+    /// The delta update (`_HLS_skip=YES`, §6.2.5.1), when it would skip anything.
+    pub fn delta(&self) -> Option<&Rendered> {
+        self.delta
+            .get_or_init(|| {
+                let pl = self.media_playlist();
+                (pl.skippable() > 0).then(|| Rendered::new(pl.render(true)))
+            })
+            .as_ref()
+    }
+
     /// Finds a complete segment.
     pub fn segment(&self, msn: u64) -> Option<&Arc<Segment>> {
         self.segments
@@ -580,8 +610,10 @@ impl Stream {
         }
         r.segments.push_back(seg);
         r.last_segment = Some(msn);
-        // Removed segments stay downloadable for another window (§6.2.2 availability).
-        while r.segments.len() > 2 * window {
+        // A segment removed from the playlist stays downloadable for its duration plus the
+        // playlist's (§6.2.2 "Availability Duration"): two more segments than the window
+        // cover that for a client that loaded the playlist just before the removal.
+        while r.segments.len() > window + 2 {
             if let Some(s) = r.segments.pop_front() {
                 if s.discontinuity {
                     r.removed_discontinuities += 1;
@@ -635,24 +667,14 @@ impl Stream {
         } else {
             None
         };
-        let pl = MediaPlaylist {
-            prefix: kind.as_str(),
-            timescale: r.timescale,
-            target_duration: timing.target_duration,
-            part_target_ms: timing.part_target_ms,
-            discontinuity_sequence,
-            segments: &segments[listed_from..],
-            open: r.open.as_ref(),
-            hint,
-            ended: g.ended,
-            reports: &reports,
-        };
-        let playlist = Rendered::new(pl.render(false));
-        let delta = (pl.skippable() > 0).then(|| Rendered::new(pl.render(true)));
         let view = RenditionView {
             kind,
-            playlist,
-            delta,
+            timescale: r.timescale,
+            listed_from,
+            discontinuity_sequence,
+            reports,
+            playlist: std::sync::OnceLock::new(),
+            delta: std::sync::OnceLock::new(),
             position: Position {
                 last_segment: r.last_segment,
                 last_part: r.last_part,

@@ -92,7 +92,9 @@ fn playlists_after_a_fixture() {
     );
     publish(&stream, tracks, units);
     let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
-    let text = std::str::from_utf8(&v.playlist.plain).unwrap().to_string();
+    let text = std::str::from_utf8(&v.playlist().plain)
+        .unwrap()
+        .to_string();
     assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{text}");
     assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{text}");
     assert!(
@@ -112,7 +114,7 @@ fn playlists_after_a_fixture() {
     stream.end_publish();
     assert!(stream.finish(1));
     let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
-    let text = std::str::from_utf8(&v.playlist.plain).unwrap();
+    let text = std::str::from_utf8(&v.playlist().plain).unwrap();
     assert!(
         text.ends_with(
             "#EXT-X-ENDLIST\n#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\",LAST-MSN=2,LAST-PART=9\n"
@@ -128,10 +130,10 @@ fn playlists_after_a_fixture() {
         .sum();
     assert_eq!(frames, 180);
     // the gzip body decodes to the plain one
-    let mut d = flate2::read::GzDecoder::new(&v.playlist.gzip[..]);
+    let mut d = flate2::read::GzDecoder::new(&v.playlist().gzip()[..]);
     let mut s = String::new();
     std::io::Read::read_to_string(&mut d, &mut s).unwrap();
-    assert_eq!(s.as_bytes(), &v.playlist.plain[..]);
+    assert_eq!(s.as_bytes(), &v.playlist().plain[..]);
 }
 
 #[test]
@@ -157,7 +159,7 @@ fn reconnect_continues_with_discontinuity() {
         stream.push(u, Instant::now(), 1_795_420_900_000);
     }
     let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
-    let text = std::str::from_utf8(&v.playlist.plain).unwrap();
+    let text = std::str::from_utf8(&v.playlist().plain).unwrap();
     assert!(
         text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"video_init1.mp4\"\n"),
         "{text}"
