@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ferrocast_media::{MediaUnit, TrackKind};
-use ferrocast_packager::cmaf::{fragment_header, FragmentSample};
+use ferrocast_packager::cmaf::fragment_header;
 use ferrocast_packager::metrics::PackagerMetrics;
 use ferrocast_packager::segmenter::{Event, Segmenter, SegmenterConfig};
 use ferrocast_packager::stream::{Stream, StreamSettings, Tracks};
@@ -38,17 +38,9 @@ fn segmenter_and_boxes(c: &mut Criterion) {
                     s.push(u, &mut out);
                     for e in out.drain(..) {
                         if let Event::Part(p) = e {
-                            let samples: Vec<FragmentSample> = p
-                                .samples
-                                .iter()
-                                .map(|s| FragmentSample {
-                                    duration: s.duration,
-                                    size: s.data.len() as u32,
-                                    cts: s.cts,
-                                    sync: s.keyframe,
-                                })
-                                .collect();
-                            bytes += fragment_header(1, p.start as u64, &samples, true).len();
+                            bytes +=
+                                fragment_header(1, p.start as u64, &p.fragment_samples(), true)
+                                    .len();
                         }
                     }
                 }

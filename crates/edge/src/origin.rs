@@ -220,14 +220,12 @@ impl Origin {
                 Decision::BadRequest(why) => return error(StatusCode::BAD_REQUEST, td, why),
                 Decision::Wait => {
                     guard.get_or_insert_with(|| InFlight::new(&self.metrics));
-                    match tokio::time::timeout_at(deadline, rx.changed()).await {
-                        Ok(Ok(())) => {
-                            if let Some(v) = rx.borrow_and_update().clone() {
-                                view = v;
-                            }
+                    match next_view(&mut rx, deadline).await {
+                        Ok(v) => view = v,
+                        Err(Ended::Removed) => {
+                            return error(StatusCode::NOT_FOUND, td, "stream removed")
                         }
-                        Ok(Err(_)) => return error(StatusCode::NOT_FOUND, td, "stream removed"),
-                        Err(_) => {
+                        Err(Ended::TimedOut) => {
                             return error(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 4 * td,
@@ -295,14 +293,12 @@ impl Origin {
                 PartLookup::Gone => return error(StatusCode::NOT_FOUND, td, "no such part"),
                 PartLookup::Pending => {
                     guard.get_or_insert_with(|| InFlight::new(&self.metrics));
-                    match tokio::time::timeout_at(deadline, rx.changed()).await {
-                        Ok(Ok(())) => {
-                            if let Some(v) = rx.borrow_and_update().clone() {
-                                view = v;
-                            }
+                    match next_view(&mut rx, deadline).await {
+                        Ok(v) => view = v,
+                        Err(Ended::Removed) => {
+                            return error(StatusCode::NOT_FOUND, td, "stream removed")
                         }
-                        Ok(Err(_)) => return error(StatusCode::NOT_FOUND, td, "stream removed"),
-                        Err(_) => {
+                        Err(Ended::TimedOut) => {
                             return error(
                                 StatusCode::NOT_FOUND,
                                 td,
@@ -312,6 +308,30 @@ impl Origin {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Why a wait for the next view ended without one.
+enum Ended {
+    Removed,
+    TimedOut,
+}
+
+/// Waits (until `deadline`) for the rendition's next published view.
+async fn next_view(
+    rx: &mut watch::Receiver<Option<Arc<RenditionView>>>,
+    deadline: tokio::time::Instant,
+) -> Result<Arc<RenditionView>, Ended> {
+    loop {
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {
+                if let Some(v) = rx.borrow_and_update().clone() {
+                    return Ok(v);
+                }
+            }
+            Ok(Err(_)) => return Err(Ended::Removed),
+            Err(_) => return Err(Ended::TimedOut),
         }
     }
 }

@@ -126,6 +126,19 @@ pub struct ClosedPart {
 }
 
 impl ClosedPart {
+    /// What the fragment header needs to know about the samples.
+    pub fn fragment_samples(&self) -> Vec<crate::cmaf::FragmentSample> {
+        self.samples
+            .iter()
+            .map(|s| crate::cmaf::FragmentSample {
+                duration: s.duration,
+                size: u32::try_from(s.data.len()).unwrap_or(u32::MAX),
+                cts: s.cts,
+                sync: s.keyframe,
+            })
+            .collect()
+    }
+
     /// A part with no media (EXT-X-PART GAP=YES).
     pub fn is_gap(&self) -> bool {
         self.samples.is_empty()

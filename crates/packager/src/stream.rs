@@ -7,7 +7,7 @@
 //! before `finish` continues the same playlists after an EXT-X-DISCONTINUITY.
 
 use crate::blocking::Position;
-use crate::cmaf::{fragment_header, init_segment, FragmentSample, TrackConfig};
+use crate::cmaf::{fragment_header, init_segment, TrackConfig};
 use crate::metrics::PackagerMetrics;
 use crate::model::{OpenSegment, Part, Segment};
 use crate::playlist::{MediaPlaylist, Multivariant};
@@ -542,16 +542,7 @@ impl Stream {
             return;
         };
         let with_cts = r.kind == TrackKind::Video;
-        let samples: Vec<FragmentSample> = p
-            .samples
-            .iter()
-            .map(|s| FragmentSample {
-                duration: s.duration,
-                size: s.data.len() as u32,
-                cts: s.cts,
-                sync: s.keyframe,
-            })
-            .collect();
+        let samples = p.fragment_samples();
         let gap = p.is_gap();
         let header = if gap {
             Bytes::new()
