@@ -64,6 +64,7 @@ rtmp { server { listen 127.0.0.1:$nport; chunk_size 4096;
   application live { live on; hls on; hls_path $work/hls; hls_fragment 2s; hls_playlist_length 20s; } } }
 CFG
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' & npid=$!; pids+=($npid); sleep 0.5
-nproc_pids=$(pgrep -P "$npid" | tr '\n' ' ')
+for _ in $(seq 1 50); do nproc_pids=$(pgrep -P "$npid" | tr "\n" " "); [ -n "$nproc_pids" ] && break; sleep 0.1; done
+echo "nginx processes: $npid $nproc_pids"
 # shellcheck disable=SC2086
 measure nginx-rtmp "$nport" "$npid" $nproc_pids

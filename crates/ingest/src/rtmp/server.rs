@@ -160,6 +160,9 @@ struct Publish {
     generation: u64,
     converter: FlvToUnits,
     started: bool,
+    /// This stream's counters, resolved once (not hashed per message).
+    bytes: prometheus::IntCounter,
+    frames: [prometheus::IntCounter; 2],
 }
 
 struct Connection {
@@ -176,10 +179,7 @@ impl Connection {
     fn input(&mut self, data: &[u8]) -> Result<(), String> {
         let s = &self.server;
         if let Some(p) = &self.publish {
-            s.metrics
-                .bytes
-                .with_label_values(&[p.stream.name()])
-                .inc_by(data.len() as u64);
+            p.bytes.inc_by(data.len() as u64);
         }
         let session = &mut self.session;
         let (out, events) = (&mut self.out, &mut self.events);
@@ -279,11 +279,16 @@ impl Connection {
                 };
                 info!(stream = %name, "publish started");
                 server.metrics.publishers.inc();
+                let bytes = server.metrics.bytes.with_label_values(&[name.as_str()]);
+                let frames = ["video", "audio"]
+                    .map(|t| server.metrics.frames.with_label_values(&[name.as_str(), t]));
                 self.publish = Some(Publish {
                     stream,
                     generation,
                     converter: FlvToUnits::new(),
                     started: false,
+                    bytes,
+                    frames,
                 });
                 self.session
                     .accept(request_id, &mut self.out, &mut self.events)
@@ -341,11 +346,7 @@ impl Connection {
                     p.stream.begin_publish(tracks).map_err(|e| e.to_string())?;
                 }
                 Output::Unit(u) => {
-                    server
-                        .metrics
-                        .frames
-                        .with_label_values(&[p.stream.name(), u.track.as_str()])
-                        .inc();
+                    p.frames[usize::from(u.track == ferrocast_media::TrackKind::Audio)].inc();
                     p.stream.push(u, arrival, wall_ms);
                 }
             }
