@@ -428,3 +428,40 @@ async fn admin_endpoints_and_graceful_shutdown() {
         "HTTP still accepting"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_prior_knowledge_serves_the_same_objects() {
+    let server = start_server("").await;
+    let (rtmp, http, admin) = (server.rtmp_addr, server.http_addr, server.admin_addr);
+    let mut p = Publisher::accepted(rtmp, "h2").await;
+    p.send_flv(SMALL, None).await;
+    p.close().await;
+    let text = wait_for_endlist(http, "/live/h2/video.m3u8", Duration::from_secs(20)).await;
+    let h2 = get_h2(http, "/live/h2/video.m3u8").await;
+    assert_eq!(h2.status, 200);
+    assert_eq!(h2.text(), text);
+    assert_eq!(h2.headers["access-control-allow-origin"], "*");
+    let h1_part = get(http, "/live/h2/video_0.0.m4s").await;
+    let h2_part = get_h2(http, "/live/h2/video_0.0.m4s").await;
+    assert_eq!(h2_part.status, 200);
+    assert_eq!(h1_part.body, h2_part.body);
+    assert_eq!(
+        h2_part.headers["content-length"],
+        h2_part.body.len().to_string().as_str()
+    );
+    // requests are counted by HTTP version
+    let metrics = get(admin, "/metrics").await.text();
+    assert!(
+        metrics.contains(
+            "ferrocast_http_requests_total{route=\"part\",status=\"200\",version=\"2\"} 1"
+        ),
+        "{metrics}"
+    );
+    // gzip is negotiated for playlists
+    let gz = get_with(http, "/live/h2/video.m3u8", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(gz.headers["content-encoding"], "gzip");
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut s).unwrap();
+    assert_eq!(s, text);
+    server.shutdown().await;
+}

@@ -322,3 +322,30 @@ pub async fn wait_for_endlist(addr: SocketAddr, playlist: &str, within: Duration
         }
     }
 }
+
+/// GET over HTTP/2 with prior knowledge (h2c), as a CDN or an HTTP/2 load balancer talks to
+/// an origin.
+pub async fn get_h2(addr: SocketAddr, path: &str) -> HttpResponse {
+    let tcp = TcpStream::connect(addr).await.expect("connect http");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("http://{addr}{path}"))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("request");
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
