@@ -34,20 +34,25 @@ impl Store {
         self.streams.read().get(name).cloned()
     }
 
-    /// The stream of that name, created if absent.
+    /// The stream a publisher of `name` publishes into: the live (or reconnect-pending) one,
+    /// or a new one. A stream that has ended (EXT-X-ENDLIST) is final, so a publisher arriving
+    /// while it is still in its linger window gets a fresh stream whose media sequence numbers
+    /// and init generations continue after the ended one's: object names never repeat, and
+    /// caches holding the old objects cannot serve them for the new stream.
     pub fn get_or_create(&self, name: &str) -> Arc<Stream> {
-        if let Some(s) = self.get(name) {
+        if let Some(s) = self.get(name).filter(|s| !s.is_ended()) {
             return s;
         }
         let mut w = self.streams.write();
-        let s = w
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                self.metrics.active_streams.inc();
-                Arc::new(Stream::new(name, self.settings, self.metrics.clone()))
-            })
-            .clone();
-        s
+        if let Some(s) = w.get(name).filter(|s| !s.is_ended()) {
+            return s.clone();
+        }
+        let fresh = Arc::new(Stream::new(name, self.settings, self.metrics.clone()));
+        match w.insert(name.to_string(), fresh.clone()) {
+            Some(old) => fresh.continue_after(&old),
+            None => self.metrics.active_streams.inc(),
+        }
+        fresh
     }
 
     /// Removes a stream if it is still this instance and has ended.

@@ -275,6 +275,23 @@ impl Stream {
         }
     }
 
+    /// Makes this (new, unpublished) stream number its segments and init segments after those
+    /// of `previous`, an ended stream of the same name.
+    pub fn continue_after(&self, previous: &Stream) {
+        let (next_msn, init_gen) = {
+            let p = previous.inner.lock();
+            let last = p
+                .renditions
+                .iter()
+                .filter_map(|r| r.last_part.map(|(m, _)| m + 1))
+                .max();
+            (p.next_msn.max(last.unwrap_or(0)), p.init_gen + 1)
+        };
+        let mut g = self.inner.lock();
+        g.next_msn = g.next_msn.max(next_msn);
+        g.init_gen = g.init_gen.max(init_gen);
+    }
+
     /// The stream name.
     pub fn name(&self) -> &str {
         &self.name

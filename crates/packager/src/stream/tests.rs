@@ -174,3 +174,46 @@ fn reconnect_continues_with_discontinuity() {
     let first_new = v.segments.iter().find(|s| s.msn == last + 1).unwrap();
     assert!(first_new.discontinuity);
 }
+
+#[test]
+fn a_publisher_after_the_end_gets_a_fresh_stream_with_new_names() {
+    use crate::store::Store;
+    let store = Store::new(StreamSettings::default(), PackagerMetrics::unregistered());
+    let (tracks, units) = fixture_units(SMALL);
+    let first = store.get_or_create("x");
+    let gen = first.claim().unwrap();
+    first.begin_publish(tracks.clone()).unwrap();
+    for u in units.clone() {
+        first.push(u, Instant::now(), 0);
+    }
+    first.end_publish();
+    // within the grace period the same stream is handed out again
+    assert!(Arc::ptr_eq(&first, &store.get_or_create("x")));
+    assert!(first.finish(gen));
+    let old = first.rendition(TrackKind::Video).borrow().clone().unwrap();
+    let old_last = old.position.last_part.unwrap().0;
+    let second = store.get_or_create("x");
+    assert!(
+        !Arc::ptr_eq(&first, &second),
+        "an ended stream must not be resumed"
+    );
+    second.claim().unwrap();
+    second.begin_publish(tracks).unwrap();
+    for u in units {
+        second.push(u, Instant::now(), 0);
+    }
+    let v = second.rendition(TrackKind::Video).borrow().clone().unwrap();
+    let text = std::str::from_utf8(&v.playlist().plain)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("#EXT-X-MAP:URI=\"video_init1.mp4\""),
+        "{text}"
+    );
+    assert!(!text.contains("#EXT-X-ENDLIST"));
+    assert!(
+        v.segments[0].msn > old_last,
+        "MSN {} reuses a name of the ended stream",
+        v.segments[0].msn
+    );
+}
