@@ -465,3 +465,39 @@ async fn http2_prior_knowledge_serves_the_same_objects() {
     assert_eq!(s, text);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_rtmp_port_is_dropped_and_others_keep_working() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_server("").await;
+    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    // a wrong RTMP version byte, then noise
+    let mut bad = tokio::net::TcpStream::connect(rtmp).await.unwrap();
+    let noise: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let _ = bad.write_all(&[0x07]).await;
+    let _ = bad.write_all(&noise).await;
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match bad.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept a garbage connection open");
+    // a publisher sending chunk-stream garbage after a valid handshake is dropped too, and a
+    // healthy publisher at the same time is unaffected
+    let mut good = Publisher::accepted(rtmp, "healthy").await;
+    let mut evil = Publisher::accepted(rtmp, "evil").await;
+    evil.send_raw(&noise).await;
+    good.send_flv(SMALL, None).await;
+    assert!(evil.closed_by_server(Duration::from_secs(10)).await);
+    good.close().await;
+    let text = wait_for_endlist(http, "/live/healthy/video.m3u8", Duration::from_secs(20)).await;
+    assert!(media_playlist(&text).segments.len() >= 2);
+    server.shutdown().await;
+}

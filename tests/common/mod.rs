@@ -210,6 +210,11 @@ impl Publisher {
         Ok(())
     }
 
+    /// Writes raw bytes on the connection (hostile input tests).
+    pub async fn send_raw(&mut self, data: &[u8]) {
+        let _ = self.socket.write_all(data).await;
+    }
+
     /// True once the server has closed the connection.
     pub async fn closed_by_server(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;

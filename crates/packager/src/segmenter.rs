@@ -716,7 +716,7 @@ impl Follower {
                 continue;
             }
             match front.end {
-                Some(e) if flush || lead_now - e > lag_limit => {
+                Some(e) if flush || lead_now.saturating_sub(e) > lag_limit => {
                     self.close_front(None, out);
                 }
                 None if flush => {
