@@ -268,14 +268,6 @@ impl Segmenter {
         }
     }
 
-    /// Units dropped because the follower track ran too far ahead of the leader.
-    pub fn dropped(&self) -> u64 {
-        self.run
-            .as_ref()
-            .and_then(|r| r.follower.as_ref())
-            .map_or(0, |f| f.dropped)
-    }
-
     /// Feeds one unit (audio units must be in the audio sample-rate timescale, video units in
     /// 90 kHz). Units of a track the segmenter was not created for are ignored.
     pub fn push(&mut self, unit: MediaUnit, out: &mut Vec<Event>) {
@@ -607,7 +599,14 @@ impl Follower {
 
     fn enqueue(&mut self, u: MediaUnit) {
         if self.queue.len() >= MAX_FOLLOWER_QUEUE {
+            // the leader stalled while the follower kept coming: drop the oldest (bounded)
             self.queue.pop_front();
+            if (self.dropped + 1).is_power_of_two() {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "audio far ahead of video: dropping audio"
+                );
+            }
             self.dropped += 1;
         }
         let floor = match (self.queue.back(), &self.open, self.end) {

@@ -67,9 +67,4 @@ impl Store {
             _ => false,
         }
     }
-
-    /// Names of all streams.
-    pub fn names(&self) -> Vec<String> {
-        self.streams.read().keys().cloned().collect()
-    }
 }

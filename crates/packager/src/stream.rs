@@ -507,11 +507,6 @@ impl Stream {
         self.multivariant.borrow().clone()
     }
 
-    /// Codec strings, resolution and bitrate (for logs and the admin API).
-    pub fn describe(&self) -> Option<Multivariant> {
-        self.inner.lock().multivariant.clone()
-    }
-
     fn apply(&self, g: &mut Inner, ev: Event) {
         match ev {
             Event::Timing(t) => {
