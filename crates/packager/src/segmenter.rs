@@ -380,7 +380,7 @@ impl Segmenter {
             target_duration: td,
             part_target_ms: part_ms as u32,
             frame_rate: (self.lead == TrackKind::Video)
-                .then(|| f64::from(ts) * f64::from(frames) / g as f64),
+                .then(|| nominal_frame_rate(f64::from(ts) * f64::from(frames) / g as f64)),
         };
         out.push(Event::Timing(timing));
         let seg_limit = i64::from(td) * i64::from(ts) + i64::from(ts) / 2;
@@ -545,6 +545,28 @@ impl Running {
             f.drain(self.last_dts, false, out);
         }
     }
+}
+
+/// The measured frame rate, snapped to a standard rate when within 0.1 % of it (millisecond
+/// timestamps make a 30 fps GOP measure as 30.005 fps).
+fn nominal_frame_rate(measured: f64) -> f64 {
+    const STANDARD: [f64; 10] = [
+        24_000.0 / 1001.0,
+        24.0,
+        25.0,
+        30_000.0 / 1001.0,
+        30.0,
+        48.0,
+        50.0,
+        60_000.0 / 1001.0,
+        60.0,
+        120.0,
+    ];
+    STANDARD
+        .iter()
+        .copied()
+        .find(|r| (measured - r).abs() <= r * 0.001)
+        .unwrap_or(measured)
 }
 
 /// Frames per part: a divisor of the GOP's frame count closest to the part target (so that

@@ -412,3 +412,10 @@ fn video_gap_keeps_part_indices_unique() {
         parts(&ev, TrackKind::Audio).len()
     );
 }
+
+#[test]
+fn frame_rates_snap_to_standard_rates() {
+    assert_eq!(nominal_frame_rate(30.0048), 30.0);
+    assert!((nominal_frame_rate(29.971) - 29.97).abs() < 0.001);
+    assert_eq!(nominal_frame_rate(27.0), 27.0);
+}
