@@ -20,7 +20,18 @@ struct Cli {
     print_default_config: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // one readable line per cause, no backtrace: these are operator errors
+            eprintln!("ferrocast: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     if cli.print_default_config {
         print!("{}", ferrocast::config::DEFAULT_TOML);
