@@ -279,6 +279,15 @@ impl Segmenter {
             {
                 return; // wait for the first keyframe
             }
+            if buf.len() >= MAX_PROBE_UNITS {
+                // no second keyframe yet and the follower keeps coming: keep the newest
+                // (bounded; the probe decides with what it has once the leader shows up)
+                if let Some(i) = buf.iter().position(|u| u.track != self.lead) {
+                    buf.remove(i);
+                } else {
+                    buf.remove(0);
+                }
+            }
             buf.push(unit);
             if let Some(t) = self.probe_done() {
                 self.start(t, out);

@@ -23,6 +23,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 
+/// Bound on the arrival times remembered for units held by the segmenter's probe.
+const MAX_PROBE_ARRIVALS: usize = 4096;
+
 /// Per-stream settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamSettings {
@@ -415,8 +418,8 @@ impl Stream {
         let previous_arrival = g.last_arrival;
         g.last_arrival[slot(unit.track)] = Some(arrival);
         let ptr = unit.data.as_ptr();
-        if g.probing {
-            // units held by the segmenter's probe: remember when each arrived
+        if g.probing && g.probe_arrivals.len() < 2 * MAX_PROBE_ARRIVALS {
+            // units held by the segmenter's probe: remember when each arrived (bounded)
             g.probe_arrivals.insert(ptr as usize, arrival);
         }
         let mut events = std::mem::take(&mut g.events);

@@ -419,3 +419,24 @@ fn frame_rates_snap_to_standard_rates() {
     assert!((nominal_frame_rate(29.971) - 29.97).abs() < 0.001);
     assert_eq!(nominal_frame_rate(27.0), 27.0);
 }
+
+#[test]
+fn probe_is_bounded_when_the_leader_never_sends_a_keyframe() {
+    // a publisher announces video but only sends audio (and non-key video): memory stays bounded
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut out = Vec::new();
+    for i in 0..20_000i64 {
+        s.push(
+            MediaUnit {
+                track: TrackKind::Audio,
+                dts: i * 1024,
+                cts: 0,
+                keyframe: true,
+                data: Bytes::from_static(b"a"),
+            },
+            &mut out,
+        );
+    }
+    assert!(out.is_empty());
+    assert!(s.probe.as_ref().unwrap().len() <= MAX_PROBE_UNITS);
+}
