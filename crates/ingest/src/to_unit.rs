@@ -164,10 +164,10 @@ impl FlvToUnits {
 mod tests {
     use super::*;
 
-    const AVC_SEQ: &[u8] = include_bytes!("../../../tests/fixtures/sample-h264-aac-small.flv");
+    const SMALL_FLV: &[u8] = include_bytes!("../../../tests/fixtures/sample-h264-aac-small.flv");
 
     fn fixture() -> Vec<ferrocast_media::flv::FlvFileTag> {
-        ferrocast_media::flv::read_file(&Bytes::from_static(AVC_SEQ)).unwrap()
+        ferrocast_media::flv::read_file(&Bytes::from_static(SMALL_FLV)).unwrap()
     }
 
     #[test]

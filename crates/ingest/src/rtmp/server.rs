@@ -6,7 +6,6 @@ use crate::metrics::IngestMetrics;
 use crate::to_unit::{FlvToUnits, Output};
 use ferrocast_packager::store::Store;
 use ferrocast_packager::stream::Stream;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -86,7 +85,7 @@ impl RtmpServer {
                     tokio::spawn(
                         async move {
                             let _ = socket.set_nodelay(true);
-                            this.connection(socket, peer, shutdown).await;
+                            this.connection(socket, shutdown).await;
                         }
                         .instrument(span),
                     );
@@ -99,12 +98,7 @@ impl RtmpServer {
         }
     }
 
-    async fn connection(
-        self: Arc<Self>,
-        mut socket: TcpStream,
-        peer: SocketAddr,
-        shutdown: CancellationToken,
-    ) {
+    async fn connection(self: Arc<Self>, mut socket: TcpStream, shutdown: CancellationToken) {
         let mut conn = Connection {
             server: self.clone(),
             session: Box::new(RmlSession::new()),
@@ -151,7 +145,6 @@ impl RtmpServer {
         }
         let _ = socket.shutdown().await;
         conn.finish();
-        let _ = peer;
     }
 }
 
@@ -199,13 +192,13 @@ impl Connection {
                 return Err("RTMP session panicked on malformed input".into());
             }
         }
-        let mut i = 0;
-        while i < self.events.len() {
-            let ev = self.events[i].clone();
-            i += 1;
-            self.event(ev)?;
+        // handling an event may raise more (accepting a request): take batches until none
+        // are left, moving each event rather than cloning it
+        while !self.events.is_empty() {
+            for ev in std::mem::take(&mut self.events) {
+                self.event(ev)?;
+            }
         }
-        self.events.clear();
         Ok(())
     }
 
