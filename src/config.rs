@@ -49,6 +49,41 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A size written as "512KiB", "256MiB", "2GiB" (or a plain number of bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_size(&s)
+            .map(ByteSize)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses "512KiB", "256MiB", "2GiB", "1TiB" or "1000".
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        u => {
+            return Err(format!(
+                "unknown size unit {u:?} in {s:?} (use KiB, MiB, GiB)"
+            ))
+        }
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +100,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Admin listener.
     pub admin: AdminConfig,
+    /// Edge role: origins, cache, upstream timeouts.
+    pub edge: EdgeConfig,
 }
 
 /// `[log]`.
@@ -123,6 +160,43 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
+/// `[edge]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Origins in order of preference.
+    pub origins: Vec<OriginConfig>,
+    /// Cache budget.
+    pub cache_size: ByteSize,
+    /// Upstream connect timeout.
+    pub connect_timeout: HumanDuration,
+    /// Upstream timeout of non-blocking requests.
+    pub response_timeout: HumanDuration,
+    /// Upstream timeout of blocking requests.
+    pub blocking_timeout: HumanDuration,
+    /// Longest a viewer waits for a fill.
+    pub max_wait: HumanDuration,
+    /// Health check interval.
+    pub health_interval: HumanDuration,
+    /// Health check timeout.
+    pub health_timeout: HumanDuration,
+    /// Failed checks that mark an origin down.
+    pub health_fall: u32,
+}
+
+/// One entry of `edge.origins`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    /// Base URL of the origin's HTTP listener.
+    pub url: String,
+    /// Health URL (the origin's admin `/readyz`).
+    pub health: String,
+    /// Name in metrics and logs (default: the URL's host:port).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 impl Config {
     /// Parses and validates a configuration. Keys missing from `text` take the embedded
     /// default's values.
@@ -143,12 +217,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.role != "all" && self.role != "origin" {
+        if !["all", "origin", "edge"].contains(&self.role.as_str()) {
             bail!(
-                "role: {:?} is not supported (use \"all\" or \"origin\")",
+                "role: {:?} is not supported (use \"all\", \"origin\" or \"edge\")",
                 self.role
             );
         }
+        self.validate_edge()?;
         if self.log.format != "text" && self.log.format != "json" {
             bail!(
                 "log.format: must be \"text\" or \"json\", not {:?}",
@@ -184,6 +259,50 @@ impl Config {
     }
 }
 
+impl Config {
+    fn validate_edge(&self) -> Result<()> {
+        let e = &self.edge;
+        if self.role == "edge" && e.origins.is_empty() {
+            bail!("edge.origins: role \"edge\" needs at least one origin");
+        }
+        if e.origins.len() > 64 {
+            bail!("edge.origins: at most 64 origins");
+        }
+        for (i, o) in e.origins.iter().enumerate() {
+            for (what, url) in [("url", &o.url), ("health", &o.health)] {
+                let u: http::Uri = url
+                    .parse()
+                    .with_context(|| format!("edge.origins[{i}].{what}: {url:?} is not a URL"))?;
+                if u.scheme_str() != Some("http") || u.authority().is_none() {
+                    bail!("edge.origins[{i}].{what}: {url:?} must be an http://host:port URL");
+                }
+                if what == "url" && u.path() != "/" && !u.path().is_empty() {
+                    bail!("edge.origins[{i}].url: {url:?} must have no path");
+                }
+            }
+        }
+        if !(64 << 10..=1 << 40).contains(&e.cache_size.0) {
+            bail!("edge.cache_size: must be between 64KiB and 1TiB");
+        }
+        for (k, d) in [
+            ("connect_timeout", e.connect_timeout),
+            ("response_timeout", e.response_timeout),
+            ("blocking_timeout", e.blocking_timeout),
+            ("max_wait", e.max_wait),
+            ("health_interval", e.health_interval),
+            ("health_timeout", e.health_timeout),
+        ] {
+            if d.0.is_zero() {
+                bail!("edge.{k}: must be greater than zero");
+            }
+        }
+        if e.health_fall == 0 {
+            bail!("edge.health_fall: must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 fn merge(base: &mut toml::Table, user: toml::Table) {
     for (k, v) in user {
         match (base.get_mut(&k), v) {
@@ -206,6 +325,25 @@ mod tests {
         assert_eq!(c.http.listen.port(), 8080);
         assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
         assert_eq!(c.packager.part_target.0, Duration::from_millis(200));
+        assert!(c.edge.origins.is_empty());
+    }
+
+    #[test]
+    fn edge_role_needs_origins() {
+        let e = format!("{:#}", Config::parse("role = \"edge\"").unwrap_err());
+        assert!(e.contains("edge.origins"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::parse("role = \"edge\"\n[[edge.origins]]\nurl = \"ftp://x\"\nhealth = \"http://a:1/readyz\"")
+                .unwrap_err()
+        );
+        assert!(e.contains("edge.origins[0].url"), "{e}");
+        for name in ["edge.toml", "origin-a.toml", "origin-b.toml"] {
+            let text =
+                std::fs::read_to_string(format!("{}/configs/{name}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap();
+            Config::parse(&text).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
     }
 
     #[test]
@@ -230,6 +368,15 @@ mod tests {
             Config::parse("[packager]\nwindow_segments = 3").unwrap_err()
         );
         assert!(e.contains("packager.window_segments"), "{e}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("512 KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("1MB").is_err());
+        assert!(parse_size("MiB").is_err());
     }
 
     #[test]

@@ -7,8 +7,11 @@ pub mod config;
 
 use anyhow::{Context, Result};
 use config::Config;
-use ferrocast_edge::metrics::HttpMetrics;
+use ferrocast_edge::cache::Edge;
+use ferrocast_edge::metrics::{EdgeMetrics, HttpMetrics};
 use ferrocast_edge::origin::Origin;
+use ferrocast_edge::service::{Handler, Service};
+use ferrocast_edge::upstream::{OriginSpec, Upstream, UpstreamConfig};
 use ferrocast_ingest::metrics::IngestMetrics;
 use ferrocast_ingest::rtmp::server::{RtmpServer, RtmpSettings};
 use ferrocast_packager::metrics::PackagerMetrics;
@@ -25,14 +28,16 @@ use tokio_util::sync::CancellationToken;
 
 /// A running server.
 pub struct Server {
-    /// Bound RTMP address.
-    pub rtmp_addr: SocketAddr,
+    /// Bound RTMP address (`None` for an edge).
+    pub rtmp_addr: Option<SocketAddr>,
     /// Bound HTTP address.
     pub http_addr: SocketAddr,
     /// Bound admin address.
     pub admin_addr: SocketAddr,
-    /// The stream store (tests inspect it).
-    pub store: Arc<Store>,
+    /// The stream store (`None` for an edge; tests inspect it).
+    pub store: Option<Arc<Store>>,
+    /// The edge handler (`None` unless role = "edge"; tests inspect its cache).
+    pub edge: Option<Edge>,
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
     tasks: JoinSet<()>,
@@ -42,53 +47,94 @@ impl Server {
     /// Binds every listener and starts serving.
     pub async fn start(cfg: Config) -> Result<Server> {
         let registry = prometheus::Registry::new();
-        let pm = PackagerMetrics::new(&registry)?;
-        let im = IngestMetrics::new(&registry)?;
         let hm = HttpMetrics::new(&registry)?;
-        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        let settings = StreamSettings {
-            segmenter: SegmenterConfig {
-                part_target_ms: ms(cfg.packager.part_target.0),
-                segment_target_ms: ms(cfg.packager.segment_target.0),
-                max_target_duration_ms: ms(cfg.packager.max_target_duration.0),
-                ..SegmenterConfig::default()
-            },
-            window_segments: cfg.packager.window_segments,
-        };
-        let store = Arc::new(Store::new(settings, pm));
-        let rtmp = TcpListener::bind(cfg.rtmp.listen)
-            .await
-            .with_context(|| format!("rtmp.listen: cannot bind {}", cfg.rtmp.listen))?;
         let http = TcpListener::bind(cfg.http.listen)
             .await
             .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
         let admin = TcpListener::bind(cfg.admin.listen)
             .await
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
-        let (rtmp_addr, http_addr, admin_addr) =
-            (rtmp.local_addr()?, http.local_addr()?, admin.local_addr()?);
+        let (http_addr, admin_addr) = (http.local_addr()?, admin.local_addr()?);
         let shutdown = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
-        // an ended stream stays downloadable for twice its window of segments
-        let linger = cfg.packager.segment_target.0 * (2 * cfg.packager.window_segments as u32);
-        let rtmp_server = RtmpServer::new(
-            RtmpSettings {
-                app: cfg.rtmp.app.clone(),
-                reconnect_grace: cfg.rtmp.reconnect_grace.0,
-                linger,
-                handshake_timeout: cfg.rtmp.handshake_timeout.0,
-                idle_timeout: cfg.rtmp.idle_timeout.0,
-            },
-            store.clone(),
-            im,
-        );
-        tasks.spawn(rtmp_server.serve(rtmp, shutdown.clone()));
-        let origin = Origin::new(store.clone(), hm.clone());
+        let (handler, rtmp_addr, store, edge) = if cfg.role == "edge" {
+            let em = EdgeMetrics::new(&registry)?;
+            let e = &cfg.edge;
+            let origins = e
+                .origins
+                .iter()
+                .map(|o| -> Result<OriginSpec> {
+                    let base: http::Uri = o.url.parse()?;
+                    let name = o.name.clone().unwrap_or_else(|| {
+                        base.authority().map(|a| a.to_string()).unwrap_or_default()
+                    });
+                    Ok(OriginSpec {
+                        name,
+                        base,
+                        health: o.health.parse()?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let upstream = Upstream::new(
+                UpstreamConfig {
+                    origins,
+                    connect_timeout: e.connect_timeout.0,
+                    response_timeout: e.response_timeout.0,
+                    blocking_timeout: e.blocking_timeout.0,
+                    health_interval: e.health_interval.0,
+                    health_timeout: e.health_timeout.0,
+                    fall: e.health_fall,
+                    max_object_bytes: 64 << 20,
+                },
+                em.clone(),
+            );
+            tasks.spawn(upstream.clone().health_checks(shutdown.clone()));
+            let edge = Edge::new(upstream, e.cache_size.0, e.max_wait.0, em);
+            tasks.spawn(
+                edge.clone()
+                    .sweeper(Duration::from_secs(1), shutdown.clone()),
+            );
+            (Handler::Edge(edge.clone()), None, None, Some(edge))
+        } else {
+            let pm = PackagerMetrics::new(&registry)?;
+            let im = IngestMetrics::new(&registry)?;
+            let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+            let settings = StreamSettings {
+                segmenter: SegmenterConfig {
+                    part_target_ms: ms(cfg.packager.part_target.0),
+                    segment_target_ms: ms(cfg.packager.segment_target.0),
+                    max_target_duration_ms: ms(cfg.packager.max_target_duration.0),
+                    ..SegmenterConfig::default()
+                },
+                window_segments: cfg.packager.window_segments,
+            };
+            let store = Arc::new(Store::new(settings, pm));
+            let rtmp = TcpListener::bind(cfg.rtmp.listen)
+                .await
+                .with_context(|| format!("rtmp.listen: cannot bind {}", cfg.rtmp.listen))?;
+            let rtmp_addr = rtmp.local_addr()?;
+            // an ended stream stays downloadable for twice its window of segments
+            let linger = cfg.packager.segment_target.0 * (2 * cfg.packager.window_segments as u32);
+            let rtmp_server = RtmpServer::new(
+                RtmpSettings {
+                    app: cfg.rtmp.app.clone(),
+                    reconnect_grace: cfg.rtmp.reconnect_grace.0,
+                    linger,
+                    handshake_timeout: cfg.rtmp.handshake_timeout.0,
+                    idle_timeout: cfg.rtmp.idle_timeout.0,
+                },
+                store.clone(),
+                im,
+            );
+            tasks.spawn(rtmp_server.serve(rtmp, shutdown.clone()));
+            let origin = Origin::new(store.clone(), hm.clone());
+            (Handler::Origin(origin), Some(rtmp_addr), Some(store), None)
+        };
+        let service = Arc::new(Service::new(handler, hm, None));
         tasks.spawn(ferrocast_edge::server::serve(
             http,
-            origin,
-            hm,
+            service,
             shutdown.clone(),
             Duration::from_secs(3),
         ));
@@ -99,12 +145,13 @@ impl Server {
             shutdown.clone(),
         ));
         ready.store(true, Ordering::Relaxed);
-        tracing::info!(rtmp = %rtmp_addr, http = %http_addr, admin = %admin_addr, role = %cfg.role, "ferrocast listening");
+        tracing::info!(rtmp = ?rtmp_addr, http = %http_addr, admin = %admin_addr, role = %cfg.role, "ferrocast listening");
         Ok(Server {
             rtmp_addr,
             http_addr,
             admin_addr,
             store,
+            edge,
             shutdown,
             ready,
             tasks,

@@ -111,7 +111,7 @@ fn media_playlist(text: &str) -> m3u8_rs::MediaPlaylist {
 
 async fn check_fixture(path: &str, stream: &str) {
     let server = start_server("").await;
-    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    let (rtmp, http) = (server.rtmp_addr.expect("rtmp listener"), server.http_addr);
     let mut p = Publisher::accepted(rtmp, stream).await;
     p.send_flv(path, None).await;
     p.close().await;
@@ -219,7 +219,7 @@ async fn b_frames_keep_their_timestamps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_reload_is_held_until_the_part_exists() {
     let server = start_server("").await;
-    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    let (rtmp, http) = (server.rtmp_addr.expect("rtmp listener"), server.http_addr);
     let mut p = Publisher::accepted(rtmp, "live1").await;
     let pusher = tokio::spawn(async move {
         p.send_flv(SMALL, Some(1.0)).await;
@@ -309,7 +309,7 @@ async fn blocking_reload_is_held_until_the_part_exists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_publisher_is_refused_and_bad_app_rejected() {
     let server = start_server("").await;
-    let rtmp = server.rtmp_addr;
+    let rtmp = server.rtmp_addr.expect("rtmp listener");
     let first = Publisher::accepted(rtmp, "dup").await;
     match Publisher::connect(rtmp, "live", "dup").await.unwrap() {
         PublishOutcome::Rejected(why) => assert!(why.contains("already being published"), "{why}"),
@@ -332,7 +332,7 @@ async fn second_publisher_is_refused_and_bad_app_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_publishers() {
     let server = start_server("").await;
-    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    let (rtmp, http) = (server.rtmp_addr.expect("rtmp listener"), server.http_addr);
     let mut tasks = Vec::new();
     for n in 0..20 {
         tasks.push(tokio::spawn(async move {
@@ -368,7 +368,7 @@ async fn twenty_concurrent_publishers() {
 async fn reconnect_within_grace_continues_with_discontinuity() {
     // grace 3 s: the second session starts well inside it
     let server = start_server_with_grace("3s", "").await;
-    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    let (rtmp, http) = (server.rtmp_addr.expect("rtmp listener"), server.http_addr);
     let mut p = Publisher::accepted(rtmp, "again").await;
     p.send_flv(SMALL, None).await;
     p.close().await;
@@ -378,7 +378,12 @@ async fn reconnect_within_grace_continues_with_discontinuity() {
         .text();
     assert!(!first.contains("#EXT-X-ENDLIST"));
     // the server must have seen the first publisher leave (until then a new one is refused)
-    let stream = server.store.get("again").expect("stream exists");
+    let stream = server
+        .store
+        .as_ref()
+        .expect("store")
+        .get("again")
+        .expect("stream exists");
     let deadline = Instant::now() + Duration::from_secs(5);
     while stream.is_publishing() {
         assert!(
@@ -415,7 +420,7 @@ async fn admin_endpoints_and_graceful_shutdown() {
     let m = get(admin, "/metrics").await;
     assert_eq!(m.status, 200);
     assert!(m.text().contains("ferrocast_active_streams 0"));
-    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    let (rtmp, http) = (server.rtmp_addr.expect("rtmp listener"), server.http_addr);
     // shutdown completes while a publisher is connected (bounded: the test has a timeout)
     let _p = Publisher::accepted(rtmp, "bye").await;
     tokio::time::timeout(Duration::from_secs(10), server.shutdown())
@@ -430,7 +435,11 @@ async fn admin_endpoints_and_graceful_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_prior_knowledge_serves_the_same_objects() {
     let server = start_server("").await;
-    let (rtmp, http, admin) = (server.rtmp_addr, server.http_addr, server.admin_addr);
+    let (rtmp, http, admin) = (
+        server.rtmp_addr.expect("rtmp listener"),
+        server.http_addr,
+        server.admin_addr,
+    );
     let mut p = Publisher::accepted(rtmp, "h2").await;
     p.send_flv(SMALL, None).await;
     p.close().await;
@@ -468,7 +477,7 @@ async fn http2_prior_knowledge_serves_the_same_objects() {
 async fn garbage_on_the_rtmp_port_is_dropped_and_others_keep_working() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = start_server("").await;
-    let (rtmp, http) = (server.rtmp_addr, server.http_addr);
+    let (rtmp, http) = (server.rtmp_addr.expect("rtmp listener"), server.http_addr);
     // a wrong RTMP version byte, then noise
     let mut bad = tokio::net::TcpStream::connect(rtmp).await.unwrap();
     let noise: Vec<u8> = (0..5000u32)

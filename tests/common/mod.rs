@@ -239,6 +239,17 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    pub async fn read(resp: http::Response<hyper::body::Incoming>) -> HttpResponse {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        HttpResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -265,14 +276,7 @@ pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
         .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
         .await
         .expect("request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+    HttpResponse::read(resp).await
 }
 
 /// Polls (with a bounded number of tries) until `path` answers 200.
@@ -345,12 +349,182 @@ pub async fn get_h2(addr: SocketAddr, path: &str) -> HttpResponse {
         .unwrap();
     let resp = sender.send_request(req).await.expect("request");
     assert_eq!(resp.version(), http::Version::HTTP_2);
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    HttpResponse {
-        status,
-        headers,
-        body,
+    HttpResponse::read(resp).await
+}
+
+/// A server on its own runtime and thread (as a separate node would be), stopped on drop.
+pub struct Node {
+    pub rtmp: Option<SocketAddr>,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub edge: Option<ferrocast_edge::cache::Edge>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts a node from a config text (listeners should use port 0).
+    pub fn start(text: &str) -> Node {
+        let cfg = Config::parse(text).expect("node config");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let s = Server::start(cfg).await.expect("node starts");
+                tx.send((s.rtmp_addr, s.http_addr, s.admin_addr, s.edge.clone()))
+                    .expect("report addresses");
+                let _ = stopped.await;
+                s.shutdown().await;
+            });
+        });
+        let (rtmp, http, admin, edge) = rx.recv().expect("node started");
+        Node {
+            rtmp,
+            http,
+            admin,
+            edge,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
+
+    /// An origin node on loopback ephemeral ports.
+    pub fn origin() -> Node {
+        Node::start(
+            "role = \"origin\"\n[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n",
+        )
+    }
+
+    /// An edge over `origins` (their HTTP and admin addresses), with extra `[edge]` keys.
+    pub fn edge(origins: &[(SocketAddr, SocketAddr)], extra: &str) -> Node {
+        let list: Vec<String> = origins
+            .iter()
+            .enumerate()
+            .map(|(i, (h, a))| {
+                format!(
+                    "{{ url = \"http://{h}\", health = \"http://{a}/readyz\", name = \"o{i}\" }}"
+                )
+            })
+            .collect();
+        Node::start(&format!(
+            "role = \"edge\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[edge]\norigins = [{}]\n{extra}",
+            list.join(", ")
+        ))
+    }
+
+    /// Stops the node and waits for it.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Sum of a Prometheus metric's samples whose labels contain every `label="value"` given.
+pub async fn metric(admin: SocketAddr, name: &str, labels: &[&str]) -> f64 {
+    let text = get(admin, "/metrics").await.text();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
+        .filter(|l| labels.iter().all(|lv| l.contains(lv)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// One keep-alive HTTP/1.1 connection (a viewer's connection).
+pub struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> Conn {
+        let tcp = TcpStream::connect(addr).await.expect("connect http");
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .expect("h1 handshake");
+        tokio::spawn(conn);
+        Conn {
+            sender,
+            host: addr.to_string(),
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> HttpResponse {
+        self.sender.ready().await.expect("connection ready");
+        let req = http::Request::builder()
+            .uri(path)
+            .header("host", &self.host)
+            .header("accept-encoding", "gzip")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = self.sender.send_request(req).await.expect("request");
+        HttpResponse::read(resp).await
+    }
+}
+
+/// The body of a response, gunzipped if it was sent gzip-encoded.
+pub fn decoded(r: &HttpResponse) -> String {
+    use std::io::Read;
+    if r.headers
+        .get("content-encoding")
+        .is_some_and(|v| v == "gzip")
+    {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&r.body[..])
+            .read_to_string(&mut s)
+            .expect("gzip body");
+        s
+    } else {
+        r.text()
+    }
+}
+
+/// The parts of an LL-HLS media playlist in order: (msn, part index, URI); and whether it ends.
+pub fn playlist_parts(text: &str) -> (Vec<(u64, u32, String)>, bool) {
+    let mut msn: u64 = 0;
+    let mut index = 0u32;
+    let mut parts = Vec::new();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            msn = v.trim().parse().expect("media sequence");
+        } else if let Some(v) = line.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS=") {
+            msn += v.trim().parse::<u64>().expect("skipped");
+        } else if line.starts_with("#EXT-X-PART:") {
+            let uri = line
+                .split("URI=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("part uri");
+            if !line.contains("GAP=YES") {
+                parts.push((msn, index, uri.to_string()));
+            }
+            index += 1;
+        } else if line.starts_with("#EXTINF:") {
+            msn += 1;
+            index = 0;
+        }
+    }
+    (parts, text.contains("#EXT-X-ENDLIST"))
 }

@@ -2,13 +2,21 @@
 //!
 //! - [`route`]: URL → object (sans-IO, fuzzable).
 //! - [`body`]: a response body that writes shared `Bytes` chunks (zero copy, vectored).
-//! - [`origin`]: the request handler of the origin role, reading the packager's store,
-//!   including blocking playlist reloads and preload-hinted part requests.
+//! - [`reply`]: the request as handlers see it and plain responses.
+//! - [`origin`]: the origin role's handler, reading the packager's store, including blocking
+//!   playlist reloads and preload-hinted part requests.
+//! - [`cache`]: the edge role's handler: cache, request coalescing.
+//! - [`upstream`]: edge → origin requests: selection, health, retry.
+//! - [`service`]: the router every listener shares (CORS, Alt-Svc, metrics).
 //! - [`server`]: hyper HTTP/1.1 + HTTP/2 (h2c prior knowledge) listener.
 #![warn(missing_docs)]
 
 pub mod body;
+pub mod cache;
 pub mod metrics;
 pub mod origin;
+pub mod reply;
 pub mod route;
 pub mod server;
+pub mod service;
+pub mod upstream;

@@ -5,11 +5,13 @@
 
 use crate::body::ChunkBody;
 use crate::metrics::HttpMetrics;
+pub use crate::reply::Request;
+use crate::reply::{self, error, response};
 use crate::route::{self, Route};
 use ferrocast_packager::blocking::{advance_part_limit, decide, Decision, Directives};
 use ferrocast_packager::store::Store;
 use ferrocast_packager::stream::{PartLookup, RenditionView};
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -19,19 +21,6 @@ use tokio::sync::watch;
 const MEDIA_MAX_AGE: u32 = 60;
 /// Lifetime of the multivariant playlist, seconds.
 const MULTIVARIANT_MAX_AGE: u32 = 10;
-
-/// A request as the handler needs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    /// Method.
-    pub method: &'a Method,
-    /// Path.
-    pub path: &'a str,
-    /// Query string (without `?`).
-    pub query: &'a str,
-    /// The client accepts gzip.
-    pub gzip: bool,
-}
 
 /// The origin handler.
 #[derive(Debug, Clone)]
@@ -55,33 +44,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn response(
-    status: StatusCode,
-    cache: Option<String>,
-    content_type: Option<&'static str>,
-    body: ChunkBody,
-) -> Response<ChunkBody> {
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    if let Some(ct) = content_type {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    }
-    if let Some(c) = cache.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        h.insert(header::CACHE_CONTROL, c);
-    }
-    r
-}
-
-fn error(status: StatusCode, max_age: u32, msg: &str) -> Response<ChunkBody> {
-    response(
-        status,
-        Some(format!("max-age={max_age}")),
-        Some("text/plain; charset=utf-8"),
-        ChunkBody::full(bytes::Bytes::from(format!("{msg}\n"))),
-    )
-}
-
 /// Route label of a path, for metrics.
 pub fn route_label(path: &str) -> &'static str {
     route::parse(path).map_or("other", |r| r.label())
@@ -95,33 +57,7 @@ impl Origin {
 
     /// Handles one request.
     pub async fn handle(&self, req: Request<'_>) -> Response<ChunkBody> {
-        if req.method == Method::OPTIONS {
-            let mut r = response(
-                StatusCode::NO_CONTENT,
-                Some("max-age=86400".into()),
-                None,
-                ChunkBody::empty(),
-            );
-            r.headers_mut().insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
-            );
-            r.headers_mut().insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Range, Content-Type"),
-            );
-            r.headers_mut().insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("86400"),
-            );
-            return r;
-        }
-        if req.method != Method::GET && req.method != Method::HEAD {
-            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, 0, "method not allowed");
-            r.headers_mut().insert(
-                header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, OPTIONS"),
-            );
+        if let Some(r) = reply::non_get(req.method) {
             return r;
         }
         let Some(route) = route::parse(req.path) else {
@@ -283,12 +219,17 @@ impl Origin {
                     } else {
                         immutable()
                     };
-                    return response(
+                    let mut r = response(
                         StatusCode::OK,
                         Some(cache),
                         Some("video/iso.segment"),
                         ChunkBody::new(p.chunks()),
                     );
+                    r.headers_mut().insert(
+                        crate::cache::PUBLISHED_HEADER,
+                        HeaderValue::from(p.published_us),
+                    );
+                    return r;
                 }
                 PartLookup::Gone => return error(StatusCode::NOT_FOUND, td, "no such part"),
                 PartLookup::Pending => {

@@ -23,6 +23,9 @@ pub struct Part {
     pub samples: Vec<Bytes>,
     /// Total size in bytes (header + samples).
     pub size: usize,
+    /// Wall-clock time it became servable, microseconds since the Unix epoch (0 for GAP parts).
+    /// Not part of the object's bytes; served as a response header for delivery-delay probes.
+    pub published_us: i64,
 }
 
 impl Part {

@@ -209,6 +209,8 @@ struct Inner {
     ended: bool,
     renditions: Vec<Rendition>,
     epoch: Option<(i64, i64)>,
+    /// Wall clock of the latest unit (Unix µs): when its parts became servable.
+    wall_us: i64,
     offset90: i64,
     need_offset: bool,
     init_gen: u32,
@@ -262,6 +264,7 @@ impl Stream {
                 ended: false,
                 renditions: Vec::new(),
                 epoch: None,
+                wall_us: 0,
                 offset90: 0,
                 need_offset: false,
                 init_gen: 0,
@@ -387,8 +390,9 @@ impl Stream {
         Ok(())
     }
 
-    /// Feeds one unit received at `arrival` (monotonic) / `wall_ms` (Unix ms).
-    pub fn push(&self, mut unit: MediaUnit, arrival: Instant, wall_ms: i64) {
+    /// Feeds one unit received at `arrival` (monotonic) / `wall_us` (Unix µs).
+    pub fn push(&self, mut unit: MediaUnit, arrival: Instant, wall_us: i64) {
+        let wall_ms = wall_us.div_euclid(1000);
         let mut g = self.inner.lock();
         let g = &mut *g;
         let Some(ts) = g
@@ -414,6 +418,7 @@ impl Stream {
         if g.epoch.is_none() {
             g.epoch = Some((t90(&unit), wall_ms));
         }
+        g.wall_us = wall_us;
         let slot = |k: TrackKind| usize::from(k == TrackKind::Audio);
         let previous_arrival = g.last_arrival;
         g.last_arrival[slot(unit.track)] = Some(arrival);
@@ -576,6 +581,7 @@ impl Stream {
             header,
             samples: payload,
             size,
+            published_us: if gap { 0 } else { g.wall_us },
         });
         r.end = p.start + p.duration;
         r.last_part = Some((p.msn, p.index));

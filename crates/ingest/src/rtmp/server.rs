@@ -322,9 +322,9 @@ impl Connection {
             return Err(e.to_string());
         }
         let arrival = Instant::now();
-        let wall_ms = SystemTime::now()
+        let wall_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
+            .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
         for o in self.outputs.drain(..) {
             match o {
@@ -340,7 +340,7 @@ impl Connection {
                 }
                 Output::Unit(u) => {
                     p.frames[usize::from(u.track == ferrocast_media::TrackKind::Audio)].inc();
-                    p.stream.push(u, arrival, wall_ms);
+                    p.stream.push(u, arrival, wall_us);
                 }
             }
         }

@@ -12,6 +12,7 @@ fn part(msn: u64, index: u32, ms: i64, independent: bool, gap: bool) -> Arc<Part
         header: Bytes::new(),
         samples: vec![],
         size: 0,
+        published_us: 0,
     })
 }
 

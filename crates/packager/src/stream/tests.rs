@@ -51,7 +51,7 @@ fn publish(stream: &Stream, tracks: Tracks, units: Vec<MediaUnit>) {
     stream.claim().unwrap();
     stream.begin_publish(tracks).unwrap();
     for u in units {
-        stream.push(u, Instant::now(), 1_795_420_800_000);
+        stream.push(u, Instant::now(), 1_795_420_800_000_000);
     }
 }
 
@@ -151,7 +151,7 @@ fn reconnect_continues_with_discontinuity() {
     );
     stream.begin_publish(tracks).unwrap();
     for u in units {
-        stream.push(u, Instant::now(), 1_795_420_900_000);
+        stream.push(u, Instant::now(), 1_795_420_900_000_000);
     }
     let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     let text = std::str::from_utf8(&v.playlist().plain).unwrap();

@@ -1,0 +1,130 @@
+//! What an edge request maps to in the cache, decided without IO: the cache key (which is also
+//! the upstream request target) and the object's class.
+//!
+//! The key is the path plus, for media playlists only, the `_HLS_*` directives in canonical
+//! order (`_HLS_msn`, `_HLS_part`, `_HLS_skip`, the UTF-8 order clients must send, §6.3.2).
+//! Every other query parameter is dropped: it cannot change the object, and keeping it would let
+//! one viewer split the cache (and the coalescing) at will.
+
+use crate::route::{self, Route};
+use ferrocast_packager::blocking::{DirectiveError, Directives};
+use std::fmt::Write;
+
+/// What kind of object a key names; decides lifetimes and eviction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// `index.m3u8`.
+    Multivariant,
+    /// A media playlist; `blocking` when it carries `_HLS_msn`.
+    Playlist {
+        /// Has `_HLS_msn`.
+        blocking: bool,
+    },
+    /// Init segment, part or segment: immutable once it exists.
+    Media,
+}
+
+/// A request resolved to a cache entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Cache key and upstream path-and-query.
+    pub key: String,
+    /// Object class.
+    pub class: Class,
+    /// The route label (metrics).
+    pub route: &'static str,
+}
+
+/// Why a request has no cache target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not a path of the URL scheme.
+    #[error("not found")]
+    NotFound,
+    /// Malformed `_HLS_*` directives (answered 400 without asking an origin).
+    #[error(transparent)]
+    Directives(#[from] DirectiveError),
+}
+
+/// Resolves a request path and query.
+pub fn target(path: &str, query: &str) -> Result<Target, KeyError> {
+    let r = route::parse(path).ok_or(KeyError::NotFound)?;
+    let route = r.label();
+    Ok(match r {
+        Route::Multivariant { .. } => Target {
+            key: path.to_string(),
+            class: Class::Multivariant,
+            route,
+        },
+        Route::Media { .. } => {
+            let d = Directives::parse(query)?;
+            let mut key = String::with_capacity(path.len() + 48);
+            key.push_str(path);
+            let mut sep = '?';
+            if let Some(m) = d.msn {
+                let _ = write!(key, "{sep}_HLS_msn={m}");
+                sep = '&';
+            }
+            if let Some(p) = d.part {
+                let _ = write!(key, "{sep}_HLS_part={p}");
+                sep = '&';
+            }
+            if d.skip {
+                let _ = write!(key, "{sep}_HLS_skip=YES");
+            }
+            Target {
+                key,
+                class: Class::Playlist {
+                    blocking: d.msn.is_some(),
+                },
+                route,
+            }
+        }
+        Route::Init { .. } | Route::Segment { .. } | Route::Part { .. } => Target {
+            key: path.to_string(),
+            class: Class::Media,
+            route,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_keys() {
+        let t = target(
+            "/live/a/video.m3u8",
+            "_HLS_skip=YES&x=1&_HLS_part=2&_HLS_msn=7",
+        )
+        .unwrap();
+        assert_eq!(
+            t.key,
+            "/live/a/video.m3u8?_HLS_msn=7&_HLS_part=2&_HLS_skip=YES"
+        );
+        assert_eq!(t.class, Class::Playlist { blocking: true });
+        let t = target("/live/a/video.m3u8", "token=abc").unwrap();
+        assert_eq!(t.key, "/live/a/video.m3u8");
+        assert_eq!(t.class, Class::Playlist { blocking: false });
+        let t = target("/live/a/video.m3u8", "_HLS_skip=v2").unwrap();
+        assert_eq!(t.key, "/live/a/video.m3u8?_HLS_skip=YES");
+        let t = target("/live/a/video_3.1.m4s", "cachebuster=1").unwrap();
+        assert_eq!(t.key, "/live/a/video_3.1.m4s");
+        assert_eq!(t.class, Class::Media);
+        assert_eq!(
+            target("/live/a/index.m3u8", "").unwrap().class,
+            Class::Multivariant
+        );
+    }
+
+    #[test]
+    fn rejects() {
+        assert_eq!(target("/etc/passwd", ""), Err(KeyError::NotFound));
+        assert_eq!(
+            target("/live/a/video.m3u8", "_HLS_part=1"),
+            Err(KeyError::Directives(DirectiveError::PartWithoutMsn))
+        );
+        assert!(target("/live/a/video.m3u8", "_HLS_msn=x").is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! The router shared by every listener (HTTP/1.1, HTTP/2, HTTP/3): dispatches to the role's
+//! handler and adds what every response carries — CORS, `Alt-Svc`, `Content-Length` — and
+//! the request metrics.
+
+use crate::body::ChunkBody;
+use crate::cache::Edge;
+use crate::metrics::HttpMetrics;
+use crate::origin::{route_label, Origin};
+use crate::reply::Request;
+use http::{header, HeaderMap, HeaderValue, Method, Response, Uri, Version};
+use tracing::debug;
+
+/// The role's request handler.
+#[derive(Debug, Clone)]
+pub enum Handler {
+    /// Serves the local packager store.
+    Origin(Origin),
+    /// Serves from the cache over upstream origins.
+    Edge(Edge),
+}
+
+/// The shared router.
+#[derive(Debug)]
+pub struct Service {
+    handler: Handler,
+    metrics: HttpMetrics,
+    alt_svc: Option<HeaderValue>,
+}
+
+fn version_label(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "other",
+    }
+}
+
+/// Whether an `Accept-Encoding` header list admits gzip.
+pub fn accepts_gzip(h: &HeaderMap) -> bool {
+    h.get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| {
+            let mut it = e.split(';');
+            let name = it.next().unwrap_or("").trim();
+            let q0 = it.any(|p| p.trim().replace(' ', "") == "q=0");
+            (name == "gzip" || name == "*") && !q0
+        })
+}
+
+impl Service {
+    /// A router over `handler`. `h3_port`, when set, is advertised in `Alt-Svc`.
+    pub fn new(handler: Handler, metrics: HttpMetrics, h3_port: Option<u16>) -> Self {
+        let alt_svc =
+            h3_port.and_then(|p| HeaderValue::from_str(&format!("h3=\":{p}\"; ma=86400")).ok());
+        Self {
+            handler,
+            metrics,
+            alt_svc,
+        }
+    }
+
+    /// The role's handler.
+    pub fn handler(&self) -> &Handler {
+        &self.handler
+    }
+
+    /// Handles one request. `HEAD` gets the headers of `GET` and no body.
+    pub async fn handle(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        version: Version,
+        headers: &HeaderMap,
+    ) -> Response<ChunkBody> {
+        let path = uri.path();
+        let query = uri.query().unwrap_or("");
+        let r = Request {
+            method,
+            path,
+            query,
+            gzip: accepts_gzip(headers),
+        };
+        let mut resp = match &self.handler {
+            Handler::Origin(o) => o.handle(r).await,
+            Handler::Edge(e) => e.handle(r).await,
+        };
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Age, Date, Content-Length, ferrocast-published-us"),
+        );
+        if let (Some(a), false) = (&self.alt_svc, version == Version::HTTP_3) {
+            h.insert(header::ALT_SVC, a.clone());
+        }
+        let len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        let route = route_label(path);
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            debug!(status = resp.status().as_u16(), %path, %query, "request failed");
+        }
+        self.metrics
+            .requests
+            .with_label_values(&[route, resp.status().as_str(), version_label(version)])
+            .inc();
+        if method == Method::HEAD {
+            *resp.body_mut() = ChunkBody::empty();
+        } else {
+            self.metrics.bytes.with_label_values(&[route]).inc_by(len);
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let mut h = HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("deflate, gzip;q=1.0, br"),
+        );
+        assert!(accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
+        assert!(!accepts_gzip(&h));
+    }
+}
