@@ -178,3 +178,216 @@ async fn two_hundred_viewers_through_an_edge_cost_one_upstream_request_per_objec
     let (_, fills) = edge.edge.as_ref().unwrap().cache().counts();
     assert_eq!(fills, 0);
 }
+
+/// Polls `cond` (bounded) until it holds.
+async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A stream that is live but paused: everything of the fixture sent at once, the publisher
+/// still connected, so the next part never comes.
+async fn paused_stream(origin: &Node, name: &str) -> (Publisher, (u64, u32)) {
+    let mut p = Publisher::accepted(origin.rtmp.unwrap(), name).await;
+    p.send_flv(SMALL, None).await;
+    let path = format!("/live/{name}/video.m3u8");
+    let r = wait_for_200(origin.http, &path, Duration::from_secs(10)).await;
+    let (parts, _) = playlist_parts(&r.text());
+    let last = parts.last().map(|p| (p.0, p.1)).unwrap();
+    (p, last)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_leaves_mid_wait_frees_the_fill_and_the_origin_request() {
+    let a = Node::origin();
+    let edge = Node::edge(&[(a.http, a.admin)], "");
+    let (_publisher, (m, i)) = paused_stream(&a, "paused").await;
+    for version in ["1.1", "2"] {
+        let target = format!("/live/paused/video.m3u8?_HLS_msn={m}&_HLS_part={}", i + 1);
+        let waiting = tokio::spawn({
+            let edge = edge.http;
+            let target = target.clone();
+            async move {
+                if version == "2" {
+                    get_h2(edge, &target).await
+                } else {
+                    Conn::open(edge).await.get(&target).await
+                }
+            }
+        });
+        eventually(
+            "the edge holds one fill open at the origin",
+            Duration::from_secs(5),
+            || async {
+                metric(a.admin, "ferrocast_http_blocking_requests_in_flight", &[]).await == 1.0
+                    && metric(edge.admin, "ferrocast_edge_fills_in_flight", &[]).await == 1.0
+            },
+        )
+        .await;
+        // the viewer goes away (its connection closes)
+        waiting.abort();
+        let _ = waiting.await;
+        // well before the origin's own 3 × TD (6 s) timeout, everything is released
+        let left = Instant::now();
+        eventually(
+            "the fill and the origin request are released",
+            Duration::from_secs(3),
+            || async {
+                metric(a.admin, "ferrocast_http_blocking_requests_in_flight", &[]).await == 0.0
+                    && metric(edge.admin, "ferrocast_edge_fills_in_flight", &[]).await == 0.0
+            },
+        )
+        .await;
+        assert_eq!(
+            edge.edge.as_ref().unwrap().cache().counts().1,
+            0,
+            "HTTP/{version}"
+        );
+        eprintln!(
+            "HTTP/{version}: released {:?} after the viewer left",
+            left.elapsed()
+        );
+    }
+    assert_eq!(
+        metric(edge.admin, "ferrocast_edge_fills_abandoned_total", &[]).await,
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_keeps_the_cache_under_its_budget() {
+    let a = Node::origin();
+    let budget = 96 * 1024;
+    let edge = Node::edge(&[(a.http, a.admin)], "cache_size = \"96KiB\"");
+    let mut publisher = Publisher::accepted(a.rtmp.unwrap(), "small").await;
+    let push = tokio::spawn(async move {
+        publisher.send_flv(SMALL, Some(2.0)).await;
+        publisher.close().await;
+    });
+    wait_for_200(a.http, "/live/small/video.m3u8", Duration::from_secs(10)).await;
+    let cache = edge.edge.as_ref().unwrap().cache().clone();
+    let sampler = tokio::spawn(async move {
+        let mut max = 0;
+        for _ in 0..2000 {
+            max = max.max(cache.bytes());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        max
+    });
+    let mut viewers = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        for rendition in ["video", "audio"] {
+            let e = edge.http;
+            viewers.spawn(async move { follow(e, "/live/small", rendition).await });
+        }
+    }
+    while let Some(s) = viewers.join_next().await {
+        let s = s.unwrap();
+        assert!(s.parts.len() >= 5);
+        assert_in_order(&s.parts);
+    }
+    push.await.unwrap();
+    // every segment, fetched after the fact, still comes whole through a full cache
+    let r = get(a.http, "/live/small/video.m3u8").await;
+    for line in r
+        .text()
+        .lines()
+        .filter(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+    {
+        let via_edge = get(edge.http, &format!("/live/small/{line}")).await;
+        let direct = get(a.http, &format!("/live/small/{line}")).await;
+        assert_eq!(via_edge.status, 200);
+        assert_eq!(via_edge.body, direct.body);
+    }
+    let max = sampler.await.unwrap();
+    let evicted = metric(
+        edge.admin,
+        "ferrocast_edge_cache_evictions_total",
+        &["reason=\"budget\""],
+    )
+    .await;
+    eprintln!("max cached {max} bytes of {budget}, {evicted} evictions");
+    assert!(max <= budget, "cache held {max} bytes, budget {budget}");
+    assert!(evicted > 0.0, "the budget never forced an eviction");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fail_over_from_dead_and_hung_origins() {
+    let a = Node::origin();
+    // a dead origin (nothing listens) and a hung one (accepts, never answers)
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hung.accept().await {
+            held.push(s);
+        }
+    });
+    let (_publisher, (m, i)) = paused_stream(&a, "fo").await;
+
+    // a blocking request parked on a hung origin moves on when health checks mark it down
+    let edge = Node::edge(
+        &[(hung_addr, hung_addr), (a.http, a.admin)],
+        "health_interval = \"200ms\"\nhealth_timeout = \"200ms\"\nresponse_timeout = \"500ms\"",
+    );
+    let t0 = Instant::now();
+    let r = get(
+        edge.http,
+        &format!("/live/fo/video.m3u8?_HLS_msn={m}&_HLS_part={i}"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(
+        metric(edge.admin, "ferrocast_edge_origin_up", &["origin=\"o0\""]).await,
+        0.0
+    );
+    assert!(metric(edge.admin, "ferrocast_edge_failovers_total", &[]).await >= 1.0);
+    eprintln!("blocking request moved off the hung origin after {took:?}");
+    edge.stop();
+
+    // plain requests: a refused connection and a timeout both move on at once
+    let edge = Node::edge(
+        &[(dead, dead), (hung_addr, hung_addr), (a.http, a.admin)],
+        "health_interval = \"10s\"\nresponse_timeout = \"300ms\"",
+    );
+    let t0 = Instant::now();
+    let r = get(edge.http, "/live/fo/video_init0.mp4").await;
+    assert_eq!(r.status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    for (o, up) in [("o0", 0.0), ("o1", 0.0), ("o2", 1.0)] {
+        let v = metric(
+            edge.admin,
+            "ferrocast_edge_origin_up",
+            &[&format!("origin=\"{o}\"")],
+        )
+        .await;
+        assert_eq!(v, up, "{o}");
+    }
+    assert_eq!(
+        metric(edge.admin, "ferrocast_edge_failovers_total", &[]).await,
+        2.0
+    );
+    // once marked down, they are skipped: the next object goes straight to the healthy one
+    let t0 = Instant::now();
+    let r = get(edge.http, "/live/fo/audio_init0.mp4").await;
+    assert_eq!(r.status, 200);
+    assert!(t0.elapsed() < Duration::from_millis(250));
+    assert_eq!(
+        metric(edge.admin, "ferrocast_edge_failovers_total", &[]).await,
+        2.0
+    );
+    holder.abort();
+}
