@@ -98,6 +98,8 @@ pub struct Config {
     pub packager: PackagerConfig,
     /// HTTP delivery.
     pub http: HttpConfig,
+    /// HTTPS and HTTP/3 listeners.
+    pub https: HttpsConfig,
     /// Admin listener.
     pub admin: AdminConfig,
     /// Edge role: origins, cache, upstream timeouts.
@@ -150,6 +152,26 @@ pub struct PackagerConfig {
 pub struct HttpConfig {
     /// Listen address.
     pub listen: SocketAddr,
+}
+
+/// `[https]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsConfig {
+    /// Serve HTTPS (and HTTP/3).
+    pub enabled: bool,
+    /// Listen address (TCP for HTTPS, UDP for HTTP/3).
+    pub listen: SocketAddr,
+    /// Serve HTTP/3 on UDP.
+    pub http3: bool,
+    /// PEM certificate chain ("" = generate a self-signed one).
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
+    /// Extra names for a generated certificate.
+    pub self_signed_names: Vec<String>,
+    /// Where a generated certificate is written ("" = the temp dir).
+    pub self_signed_cert: String,
 }
 
 /// `[admin]`.
@@ -224,6 +246,9 @@ impl Config {
             );
         }
         self.validate_edge()?;
+        if self.https.cert.is_empty() != self.https.key.is_empty() {
+            bail!("https.cert / https.key: give both or neither");
+        }
         if self.log.format != "text" && self.log.format != "json" {
             bail!(
                 "log.format: must be \"text\" or \"json\", not {:?}",

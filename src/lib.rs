@@ -11,6 +11,7 @@ use ferrocast_edge::cache::Edge;
 use ferrocast_edge::metrics::{EdgeMetrics, HttpMetrics};
 use ferrocast_edge::origin::Origin;
 use ferrocast_edge::service::{Handler, Service};
+use ferrocast_edge::tls::Identity;
 use ferrocast_edge::upstream::{OriginSpec, Upstream, UpstreamConfig};
 use ferrocast_ingest::metrics::IngestMetrics;
 use ferrocast_ingest::rtmp::server::{RtmpServer, RtmpSettings};
@@ -32,6 +33,12 @@ pub struct Server {
     pub rtmp_addr: Option<SocketAddr>,
     /// Bound HTTP address.
     pub http_addr: SocketAddr,
+    /// Bound HTTPS address (TCP), when enabled.
+    pub https_addr: Option<SocketAddr>,
+    /// Bound HTTP/3 address (UDP), when enabled.
+    pub h3_addr: Option<SocketAddr>,
+    /// The TLS certificate in use (PEM file), when HTTPS is enabled.
+    pub tls_cert: Option<std::path::PathBuf>,
     /// Bound admin address.
     pub admin_addr: SocketAddr,
     /// The stream store (`None` for an edge; tests inspect it).
@@ -131,13 +138,21 @@ impl Server {
             let origin = Origin::new(store.clone(), hm.clone());
             (Handler::Origin(origin), Some(rtmp_addr), Some(store), None)
         };
-        let service = Arc::new(Service::new(handler, hm, None));
+        let service = Arc::new(Service::new(handler.clone(), hm.clone(), None));
         tasks.spawn(ferrocast_edge::server::serve(
             http,
             service,
+            None,
             shutdown.clone(),
             Duration::from_secs(3),
         ));
+        let (https_addr, h3_addr, tls_cert) = if cfg.https.enabled {
+            let (https_addr, h3_addr, cert) =
+                start_https(&cfg, handler, hm, &shutdown, &mut tasks).await?;
+            (Some(https_addr), h3_addr, Some(cert))
+        } else {
+            (None, None, None)
+        };
         tasks.spawn(admin::serve(
             admin,
             registry,
@@ -145,11 +160,14 @@ impl Server {
             shutdown.clone(),
         ));
         ready.store(true, Ordering::Relaxed);
-        tracing::info!(rtmp = ?rtmp_addr, http = %http_addr, admin = %admin_addr, role = %cfg.role, "ferrocast listening");
+        tracing::info!(rtmp = ?rtmp_addr, http = %http_addr, https = ?https_addr, h3 = ?h3_addr, admin = %admin_addr, role = %cfg.role, "ferrocast listening");
         Ok(Server {
             rtmp_addr,
             http_addr,
             admin_addr,
+            https_addr,
+            h3_addr,
+            tls_cert,
             store,
             edge,
             shutdown,
@@ -164,4 +182,73 @@ impl Server {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// Binds HTTPS (TCP) and HTTP/3 (UDP, same port) and starts serving them.
+async fn start_https(
+    cfg: &Config,
+    handler: Handler,
+    hm: HttpMetrics,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<(SocketAddr, Option<SocketAddr>, std::path::PathBuf)> {
+    let h = &cfg.https;
+    let tcp = TcpListener::bind(h.listen)
+        .await
+        .with_context(|| format!("https.listen: cannot bind {}", h.listen))?;
+    let https_addr = tcp.local_addr()?;
+    let identity = if h.cert.is_empty() {
+        let path = if h.self_signed_cert.is_empty() {
+            std::env::temp_dir().join(format!("ferrocast-selfsigned-{}.pem", https_addr.port()))
+        } else {
+            std::path::PathBuf::from(&h.self_signed_cert)
+        };
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        names.extend(h.self_signed_names.iter().cloned());
+        let id = Identity::self_signed(&names, &path).context("https: self-signed certificate")?;
+        tracing::info!(
+            cert = %path.display(),
+            sha256 = %id.fingerprint(),
+            spki_sha256 = id.spki_sha256.as_deref().unwrap_or(""),
+            "generated a self-signed certificate (set https.cert and https.key for a real one)"
+        );
+        id
+    } else {
+        Identity::load(h.cert.as_ref(), h.key.as_ref()).context("https.cert / https.key")?
+    };
+    let h3_addr = if h.http3 {
+        let addr = ferrocast_edge::h3::same_port(https_addr, h.listen);
+        match ferrocast_edge::h3::bind(addr, identity.quic_config()?) {
+            Ok(endpoint) => {
+                let bound = endpoint.local_addr()?;
+                let service = Arc::new(Service::new(handler.clone(), hm.clone(), None));
+                tasks.spawn(ferrocast_edge::h3::serve(
+                    endpoint,
+                    service,
+                    shutdown.clone(),
+                    Duration::from_secs(3),
+                ));
+                Some(bound)
+            }
+            Err(e) => {
+                ferrocast_edge::h3::warn_unavailable(addr, &e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let service = Arc::new(Service::new(handler, hm, h3_addr.map(|a| a.port())));
+    let acceptor = tokio_rustls::TlsAcceptor::from(identity.tcp_config()?);
+    tasks.spawn(ferrocast_edge::server::serve(
+        tcp,
+        service,
+        Some(acceptor),
+        shutdown.clone(),
+        Duration::from_secs(3),
+    ));
+    Ok((https_addr, h3_addr, identity.cert_path))
 }

@@ -32,7 +32,7 @@ pub async fn start_server(extra: &str) -> Server {
 
 pub async fn start_server_with_grace(grace: &str, extra: &str) -> Server {
     let text = format!(
-        "[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"{grace}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n{extra}"
+        "[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"{grace}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n{extra}"
     );
     Server::start(Config::parse(&text).expect("test config"))
         .await
@@ -358,6 +358,9 @@ pub struct Node {
     pub http: SocketAddr,
     pub admin: SocketAddr,
     pub edge: Option<ferrocast_edge::cache::Edge>,
+    pub https: Option<SocketAddr>,
+    pub h3: Option<SocketAddr>,
+    pub cert: Option<std::path::PathBuf>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -376,18 +379,25 @@ impl Node {
                 .expect("runtime");
             rt.block_on(async move {
                 let s = Server::start(cfg).await.expect("node starts");
-                tx.send((s.rtmp_addr, s.http_addr, s.admin_addr, s.edge.clone()))
-                    .expect("report addresses");
+                tx.send((
+                    (s.rtmp_addr, s.http_addr, s.admin_addr),
+                    (s.https_addr, s.h3_addr, s.tls_cert.clone()),
+                    s.edge.clone(),
+                ))
+                .expect("report addresses");
                 let _ = stopped.await;
                 s.shutdown().await;
             });
         });
-        let (rtmp, http, admin, edge) = rx.recv().expect("node started");
+        let ((rtmp, http, admin), (https, h3, cert), edge) = rx.recv().expect("node started");
         Node {
             rtmp,
             http,
             admin,
             edge,
+            https,
+            h3,
+            cert,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -396,7 +406,7 @@ impl Node {
     /// An origin node on loopback ephemeral ports.
     pub fn origin() -> Node {
         Node::start(
-            "role = \"origin\"\n[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n",
+            "role = \"origin\"\n[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n",
         )
     }
 
@@ -412,7 +422,7 @@ impl Node {
             })
             .collect();
         Node::start(&format!(
-            "role = \"edge\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[edge]\norigins = [{}]\n{extra}",
+            "role = \"edge\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[edge]\norigins = [{}]\n{extra}",
             list.join(", ")
         ))
     }

@@ -8,15 +8,19 @@
 //! - [`cache`]: the edge role's handler: cache, request coalescing.
 //! - [`upstream`]: edge → origin requests: selection, health, retry.
 //! - [`service`]: the router every listener shares (CORS, Alt-Svc, metrics).
-//! - [`server`]: hyper HTTP/1.1 + HTTP/2 (h2c prior knowledge) listener.
+//! - [`server`]: hyper HTTP/1.1 + HTTP/2 listener, cleartext (h2c prior knowledge) or TLS.
+//! - [`h3`]: the HTTP/3 listener (quinn + h3).
+//! - [`tls`]: certificates (PEM files or generated self-signed).
 #![warn(missing_docs)]
 
 pub mod body;
 pub mod cache;
+pub mod h3;
 pub mod metrics;
 pub mod origin;
 pub mod reply;
 pub mod route;
 pub mod server;
 pub mod service;
+pub mod tls;
 pub mod upstream;

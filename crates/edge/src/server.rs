@@ -1,5 +1,5 @@
-//! The HTTP/1.1 + HTTP/2 listener (hyper 1.x; HTTP/2 over cleartext with prior knowledge,
-//! detected from the connection preface). One task per connection; the router is shared.
+//! The HTTP/1.1 + HTTP/2 listener (hyper 1.x): cleartext (HTTP/2 with prior knowledge,
+//! detected from the connection preface) or TLS (HTTP/2 or HTTP/1.1 by ALPN). One task per connection; the router is shared.
 
 use crate::service::Service;
 use hyper::body::Incoming;
@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn, Instrument};
 
@@ -18,6 +19,7 @@ use tracing::{debug, warn, Instrument};
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
@@ -59,14 +61,33 @@ pub async fn serve(
                 )
             }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(tcp), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        let span = tracing::debug_span!("http", conn = next, %peer);
+        let span = tracing::debug_span!("http", conn = next, %peer, tls = tls.is_some());
+        let graceful = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
         tokio::spawn(
             async move {
-                if let Err(e) = conn.await {
+                let result = match tls {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                        graceful.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let stream = match tokio::time::timeout(
+                            Duration::from_secs(10),
+                            acceptor.accept(tcp),
+                        )
+                        .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => return debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => return debug!("TLS handshake timed out"),
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                        graceful.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = result {
                     debug!(error = %e, "connection error");
                 }
             }

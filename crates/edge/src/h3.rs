@@ -1,0 +1,143 @@
+//! The HTTP/3 listener (quinn + h3) serving the same router as the TCP listeners. A response
+//! is its head, then one DATA frame per shared `Bytes` chunk (no copy).
+//!
+//! Known gap: h3 0.0.8 has no send-side prioritisation, so RFC 9218 `priority` request headers
+//! are accepted but not acted on.
+
+use crate::service::Service;
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::BodyExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn, Instrument};
+
+/// Concurrent request streams per connection: each LL-HLS viewer holds a few blocked
+/// requests (playlist reloads, hinted parts) per rendition.
+const MAX_STREAMS: u32 = 256;
+
+/// Binds the QUIC endpoint on `addr` (UDP).
+pub fn bind(
+    addr: SocketAddr,
+    crypto: quinn::crypto::rustls::QuicServerConfig,
+) -> std::io::Result<quinn::Endpoint> {
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_STREAMS))
+        .max_idle_timeout(Some(
+            quinn::IdleTimeout::try_from(Duration::from_secs(30)).expect("30 s is a valid timeout"),
+        ));
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport));
+    quinn::Endpoint::server(cfg, addr)
+}
+
+/// Serves HTTP/3 on `endpoint` until `shutdown`, then closes connections after `grace`.
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    service: Arc<Service>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let mut next = 0u64;
+    loop {
+        let incoming = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            i = endpoint.accept() => match i {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        next += 1;
+        let span = tracing::debug_span!("h3", conn = next, peer = %incoming.remote_address());
+        let service = service.clone();
+        tokio::spawn(connection(incoming, service).instrument(span));
+    }
+    endpoint.close(quinn::VarInt::from_u32(0x100), b"shutting down"); // H3_NO_ERROR
+    let _ = tokio::time::timeout(grace, endpoint.wait_idle()).await;
+}
+
+async fn connection(incoming: quinn::Incoming, service: Arc<Service>) {
+    let conn = match tokio::time::timeout(Duration::from_secs(10), incoming).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return debug!(error = %e, "QUIC handshake failed"),
+        Err(_) => return debug!("QUIC handshake timed out"),
+    };
+    let mut h3c: h3::server::Connection<h3_quinn::Connection, Bytes> =
+        match h3::server::Connection::new(h3_quinn::Connection::new(conn)).await {
+            Ok(c) => c,
+            Err(e) => return debug!(error = %e, "HTTP/3 setup failed"),
+        };
+    loop {
+        match h3c.accept().await {
+            Ok(Some(resolver)) => {
+                let service = service.clone();
+                tokio::spawn(
+                    async move {
+                        if let Err(e) = request(resolver, &service).await {
+                            if !e.is_h3_no_error() {
+                                debug!(error = %e, "HTTP/3 request failed");
+                            }
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
+            Ok(None) => break,
+            Err(e) => {
+                if !e.is_h3_no_error() {
+                    debug!(error = %e, "HTTP/3 connection closed");
+                }
+                break;
+            }
+        }
+    }
+}
+
+async fn request(
+    resolver: h3::server::RequestResolver<h3_quinn::Connection, Bytes>,
+    service: &Service,
+) -> Result<(), h3::error::StreamError> {
+    let (req, mut stream) = resolver.resolve_request().await?;
+    let resp = service
+        .handle(
+            req.method(),
+            req.uri(),
+            http::Version::HTTP_3,
+            req.headers(),
+        )
+        .await;
+    let (head, mut body) = resp.into_parts();
+    stream
+        .send_response(http::Response::from_parts(head, ()))
+        .await?;
+    while !body.is_end_stream() {
+        match body.frame().await {
+            Some(Ok(f)) => {
+                if let Ok(data) = f.into_data() {
+                    stream.send_data(data).await?;
+                }
+            }
+            Some(Err(e)) => match e {},
+            None => break,
+        }
+    }
+    stream.finish().await
+}
+
+/// Binds UDP on the TCP listener's port when the configured port was 0 (tests), so that the
+/// `Alt-Svc` port is right for both.
+pub fn same_port(tcp: SocketAddr, configured: SocketAddr) -> SocketAddr {
+    if configured.port() == 0 {
+        SocketAddr::new(configured.ip(), tcp.port())
+    } else {
+        configured
+    }
+}
+
+/// Logs a bind failure of the HTTP/3 listener (HTTPS keeps working without it).
+pub fn warn_unavailable(addr: SocketAddr, e: &std::io::Error) {
+    warn!(%addr, error = %e, "HTTP/3 listener unavailable; HTTPS continues without it");
+}

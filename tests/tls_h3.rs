@@ -1,0 +1,187 @@
+//! HTTPS (HTTP/2 and HTTP/1.1 by ALPN) and HTTP/3 (QUIC) on both roles, with real clients:
+//! hyper over tokio-rustls, and quinn + h3, trusting the server's generated certificate.
+
+mod common;
+
+use bytes::{Buf, Bytes};
+use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn client_tls(cert: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert).expect("cert file") {
+        roots.add(c.expect("cert")).expect("trust anchor");
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    cfg
+}
+
+/// GET over TLS with ALPN `h2` or `http/1.1`; returns the response and the version used.
+async fn get_tls(
+    addr: SocketAddr,
+    cert: &Path,
+    alpn: &'static [u8],
+    path: &str,
+) -> (HttpResponse, http::Version) {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(cert, &[alpn])));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake with the generated certificate");
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let req = http::Request::get(format!("https://localhost:{}{path}", addr.port()))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let resp = if alpn == b"h2" {
+        let (mut s, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        s.send_request(req).await.unwrap()
+    } else {
+        let (mut s, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        s.send_request(req).await.unwrap()
+    };
+    let v = resp.version();
+    (HttpResponse::read(resp).await, v)
+}
+
+/// An HTTP/3 client connection (quinn + h3).
+struct H3 {
+    send: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
+    authority: String,
+    _endpoint: quinn::Endpoint,
+}
+
+impl H3 {
+    async fn connect(addr: SocketAddr, cert: &Path) -> H3 {
+        let tls = client_tls(cert, &[b"h3"]);
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
+        )));
+        let conn = endpoint
+            .connect(addr, "localhost")
+            .unwrap()
+            .await
+            .expect("QUIC handshake");
+        let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
+            .await
+            .unwrap();
+        tokio::spawn(async move { driver.wait_idle().await });
+        H3 {
+            send,
+            authority: format!("localhost:{}", addr.port()),
+            _endpoint: endpoint,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> HttpResponse {
+        let req = http::Request::get(format!("https://{}{path}", self.authority))
+            .header("accept-encoding", "gzip")
+            .body(())
+            .unwrap();
+        let mut stream = self.send.send_request(req).await.expect("h3 request");
+        stream.finish().await.unwrap();
+        let resp = stream.recv_response().await.expect("h3 response");
+        assert_eq!(resp.version(), http::Version::HTTP_3);
+        let mut body = Vec::new();
+        while let Some(mut chunk) = stream.recv_data().await.expect("h3 body") {
+            let n = chunk.remaining();
+            body.extend_from_slice(&chunk.copy_to_bytes(n));
+        }
+        HttpResponse {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: Bytes::from(body),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_and_http3_on_origin_and_edge() {
+    let a = Node::origin();
+    let edge = Node::edge(&[(a.http, a.admin)], "");
+    let mut publisher = Publisher::accepted(a.rtmp.unwrap(), "secure").await;
+    let push = tokio::spawn(async move {
+        publisher.send_flv(SMALL, Some(1.0)).await;
+        publisher.close().await;
+    });
+    wait_for_200(a.http, "/live/secure/video.m3u8", Duration::from_secs(10)).await;
+    for node in [&a, &edge] {
+        let (https, h3, cert) = (
+            node.https.unwrap(),
+            node.h3.unwrap(),
+            node.cert.clone().unwrap(),
+        );
+        assert_eq!(https.port(), h3.port());
+        // HTTPS: HTTP/2 and HTTP/1.1 by ALPN, with Alt-Svc pointing at HTTP/3
+        for (alpn, version) in [
+            (&b"h2"[..], http::Version::HTTP_2),
+            (&b"http/1.1"[..], http::Version::HTTP_11),
+        ] {
+            let (r, v) = get_tls(https, &cert, alpn, "/live/secure/index.m3u8").await;
+            assert_eq!((r.status, v), (200, version));
+            assert_eq!(
+                r.headers.get("alt-svc").unwrap(),
+                &format!("h3=\":{}\"; ma=86400", h3.port())
+            );
+            assert!(r.text().contains("#EXT-X-STREAM-INF"));
+        }
+        // plain HTTP does not advertise h3 (it is only usable for https origins)
+        assert!(get(node.http, "/live/secure/index.m3u8")
+            .await
+            .headers
+            .get("alt-svc")
+            .is_none());
+
+        // HTTP/3: playlist, a blocking reload for the next part, then that part
+        let mut c = H3::connect(h3, &cert).await;
+        let r = c.get("/live/secure/video.m3u8").await;
+        assert_eq!(r.status, 200);
+        assert!(r.headers.get("alt-svc").is_none());
+        let (parts, _) = playlist_parts(&decoded(&r));
+        let (m, i, _) = parts.last().cloned().unwrap();
+        let r = c
+            .get(&format!(
+                "/live/secure/video.m3u8?_HLS_msn={m}&_HLS_part={}",
+                i + 1
+            ))
+            .await;
+        assert_eq!(r.status, 200);
+        let (parts, _) = playlist_parts(&decoded(&r));
+        let (m2, i2, uri) = parts.last().cloned().unwrap();
+        assert!(
+            (m2, i2) > (m, i),
+            "blocking reload returned before the next part"
+        );
+        let part = c.get(&format!("/live/secure/{uri}")).await;
+        assert_eq!(part.status, 200);
+        let direct = get(a.http, &format!("/live/secure/{uri}")).await;
+        assert_eq!(part.body, direct.body);
+        assert!(part.body.len() > 100);
+        let h3_requests = metric(
+            node.admin,
+            "ferrocast_http_requests_total",
+            &["version=\"3\""],
+        )
+        .await;
+        assert_eq!(h3_requests, 3.0);
+    }
+    push.await.unwrap();
+}
