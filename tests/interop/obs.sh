@@ -36,6 +36,8 @@ level = "info"
 listen = "127.0.0.1:$rtmp_port"
 [http]
 listen = "127.0.0.1:$http_port"
+[https]
+listen = "127.0.0.1:0"
 [admin]
 listen = "127.0.0.1:0"
 CFG

@@ -199,6 +199,9 @@ window_segments = 10
 [http]
 listen = "127.0.0.1:$http_port"
 
+[https]
+listen = "127.0.0.1:0"
+
 [admin]
 listen = "127.0.0.1:$admin_port"
 CFG

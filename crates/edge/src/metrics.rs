@@ -68,6 +68,8 @@ pub struct EdgeMetrics {
     pub fills_in_flight: IntGauge,
     /// Fills stopped because every waiter went away.
     pub fills_abandoned: prometheus::IntCounter,
+    /// Preload-hinted parts fetched before any viewer asked.
+    pub prefetches: prometheus::IntCounter,
     /// Upstream requests by origin and status (`error`, `timeout`, `down` for no answer).
     pub upstream_requests: IntCounterVec,
     /// Upstream response time (headers and body), seconds, by origin.
@@ -89,6 +91,7 @@ impl EdgeMetrics {
         registry.register(Box::new(m.evictions.clone()))?;
         registry.register(Box::new(m.fills_in_flight.clone()))?;
         registry.register(Box::new(m.fills_abandoned.clone()))?;
+        registry.register(Box::new(m.prefetches.clone()))?;
         registry.register(Box::new(m.upstream_requests.clone()))?;
         registry.register(Box::new(m.upstream_seconds.clone()))?;
         registry.register(Box::new(m.failovers.clone()))?;
@@ -130,6 +133,10 @@ impl EdgeMetrics {
             fills_abandoned: counter(
                 "ferrocast_edge_fills_abandoned_total",
                 "Fills stopped because every waiting viewer went away",
+            ),
+            prefetches: counter(
+                "ferrocast_edge_prefetches_total",
+                "Preload-hinted parts requested upstream before any viewer asked",
             ),
             upstream_requests: IntCounterVec::new(
                 Opts::new(

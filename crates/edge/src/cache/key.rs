@@ -88,6 +88,24 @@ pub fn target(path: &str, query: &str) -> Result<Target, KeyError> {
     })
 }
 
+/// The key of the part a media playlist's `EXT-X-PRELOAD-HINT` names, if it is a part of the
+/// URL scheme next to the playlist. `playlist_key` is the playlist's key.
+pub fn hinted_part(playlist_key: &str, text: &str) -> Option<String> {
+    let line = text
+        .lines()
+        .rev()
+        .take(8)
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART,"))?;
+    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
+    if uri.contains('/') || uri.contains('?') {
+        return None;
+    }
+    let path = playlist_key.split('?').next()?;
+    let dir = &path[..=path.rfind('/')?];
+    let key = format!("{dir}{uri}");
+    matches!(route::parse(&key), Some(Route::Part { .. })).then_some(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +134,19 @@ mod tests {
             target("/live/a/index.m3u8", "").unwrap().class,
             Class::Multivariant
         );
+    }
+
+    #[test]
+    fn hints() {
+        let text = "#EXTM3U\n#EXT-X-PART:DURATION=0.2,URI=\"video_3.1.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video_3.2.m4s\"\n";
+        assert_eq!(
+            hinted_part("/live/a/video.m3u8?_HLS_msn=3&_HLS_part=1", text).as_deref(),
+            Some("/live/a/video_3.2.m4s")
+        );
+        let evil = "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"../../etc/passwd\"\n";
+        assert_eq!(hinted_part("/live/a/video.m3u8", evil), None);
+        let map = "#EXT-X-PRELOAD-HINT:TYPE=MAP,URI=\"video_init1.mp4\"\n";
+        assert_eq!(hinted_part("/live/a/video.m3u8", map), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use object::Object;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use table::{Cache, FillError, FillPermit, Lookup};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// The edge request handler.
@@ -102,7 +103,7 @@ impl Edge {
                 Lookup::Hit(o) => return respond(&o, req.gzip),
                 Lookup::Wait(rx) => rx,
                 Lookup::Fill(permit, rx) => {
-                    self.spawn_fill(permit, blocking);
+                    self.spawn_fill(permit, blocking, target.class, None);
                     rx
                 }
             };
@@ -130,14 +131,21 @@ impl Edge {
         error(StatusCode::BAD_GATEWAY, 1, "origin fill kept failing")
     }
 
-    fn spawn_fill(&self, permit: FillPermit, blocking: bool) {
-        let upstream = self.upstream.clone();
-        let metrics = self.metrics.clone();
+    /// Runs one fill in its own task. `hold` keeps a prefetch alive without any viewer.
+    fn spawn_fill(
+        &self,
+        permit: FillPermit,
+        blocking: bool,
+        class: Class,
+        hold: Option<watch::Receiver<table::FillState>>,
+    ) {
+        let edge = self.clone();
         tokio::spawn(async move {
-            metrics.fills_in_flight.inc();
+            let _hold = hold;
+            edge.metrics.fills_in_flight.inc();
             let key = permit.key().to_string();
             let outcome = tokio::select! {
-                r = upstream.fetch(&key, blocking) => Some(r),
+                r = edge.upstream.fetch(&key, blocking) => Some(r),
                 _ = permit.abandoned() => None,
             };
             match outcome {
@@ -149,15 +157,34 @@ impl Edge {
                             e => FillError::Upstream(e.to_string()),
                         });
                     let store = matches!(&r, Ok(o) if o.cacheable());
+                    let hinted = match (&r, class) {
+                        (Ok(o), Class::Playlist { .. }) if store => {
+                            o.body_text().and_then(|t| key::hinted_part(&key, &t))
+                        }
+                        _ => None,
+                    };
                     permit.finish(r, store);
+                    if let Some(part) = hinted {
+                        edge.prefetch(&part);
+                    }
                 }
                 None => {
-                    metrics.fills_abandoned.inc();
+                    edge.metrics.fills_abandoned.inc();
                     drop(permit);
                 }
             }
-            metrics.fills_in_flight.dec();
+            edge.metrics.fills_in_flight.dec();
         });
+    }
+
+    /// Starts filling a preload-hinted part nobody has asked for yet: the origin holds the
+    /// request until the part exists, so the part is here when the viewers' blocking playlist
+    /// reloads reveal it. One upstream request, whatever the number of viewers.
+    fn prefetch(&self, key: &str) {
+        if let Lookup::Fill(permit, rx) = self.cache.lookup_quiet(key, Instant::now()) {
+            self.metrics.prefetches.inc();
+            self.spawn_fill(permit, true, Class::Media, Some(rx));
+        }
     }
 }
 

@@ -146,6 +146,17 @@ impl Object {
         plain.clone().map(|b| (ChunkBody::full(b), false))
     }
 
+    /// The body as text (decompressed if needed), for playlists.
+    pub fn body_text(&self) -> Option<String> {
+        let (mut body, gzipped) = self.body(false)?;
+        debug_assert!(!gzipped);
+        let mut out = Vec::with_capacity(self.size);
+        while let Some(c) = body.pop_chunk() {
+            out.extend_from_slice(&c);
+        }
+        String::from_utf8(out).ok()
+    }
+
     /// The kept headers, minus the encoding (set per response).
     pub fn header_iter(&self) -> impl Iterator<Item = (&header::HeaderName, &HeaderValue)> {
         self.headers

@@ -109,8 +109,17 @@ impl Cache {
         (t.map.len() - fills, fills)
     }
 
-    /// Looks `key` up at `now`.
+    /// Looks `key` up at `now` for a viewer's request.
     pub fn lookup(self: &Arc<Self>, key: &str, now: Instant) -> Lookup {
+        self.lookup_counted(key, now, true)
+    }
+
+    /// Looks `key` up for the edge itself (a prefetch): not counted as a hit, miss or wait.
+    pub fn lookup_quiet(self: &Arc<Self>, key: &str, now: Instant) -> Lookup {
+        self.lookup_counted(key, now, false)
+    }
+
+    fn lookup_counted(self: &Arc<Self>, key: &str, now: Instant, count: bool) -> Lookup {
         let mut t = self.table.lock();
         t.tick += 1;
         let tick = t.tick;
@@ -120,13 +129,17 @@ impl Cache {
                 Slot::Ready { object, used } => {
                     if object.fresh(now) {
                         *used = tick;
-                        self.metrics.cache_hits.inc();
+                        if count {
+                            self.metrics.cache_hits.inc();
+                        }
                         return Lookup::Hit(object.clone());
                     }
                     expired = Some(object.size);
                 }
                 Slot::Filling(tx) => {
-                    self.metrics.coalesced_waits.inc();
+                    if count {
+                        self.metrics.coalesced_waits.inc();
+                    }
                     return Lookup::Wait(tx.subscribe());
                 }
             }
@@ -135,7 +148,9 @@ impl Cache {
             t.bytes -= size;
             self.metrics.evictions.with_label_values(&["expired"]).inc();
         }
-        self.metrics.cache_misses.inc();
+        if count {
+            self.metrics.cache_misses.inc();
+        }
         let (tx, rx) = watch::channel(None);
         let tx = Arc::new(tx);
         let key: Arc<str> = Arc::from(key);

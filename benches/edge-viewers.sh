@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Viewers per edge: origin A and an edge from the demo configs (configs/origin-a.toml,
+# configs/edge.toml), one looped RTMP publisher (ffmpeg, real time), and ferrocast-loadgen's
+# hls.js-like viewers against the edge, for each HTTP version and viewer count given.
+# Everything shares this machine's cores. Prints one JSON line per run with the loadgen's
+# figures, the edge's RSS and CPU, and the coalescing factor (viewer requests / upstream
+# requests) measured from the edge's metrics.
+# Usage: bash benches/edge-viewers.sh "1.1 2 3" "500 1000" [SECONDS=20] [SAMPLE=tests/fixtures/sample-h264-aac-small.flv]
+# Needs: ffmpeg, curl, a release build (cargo build --release).
+set -euo pipefail
+VERSIONS=${1:-"1.1 2 3"}; COUNTS=${2:-"250 500 1000"}; SECS=${3:-20}
+root=$(cd "$(dirname "$0")/.." && pwd)
+SAMPLE=${4:-$root/tests/fixtures/sample-h264-aac-small.flv}
+bin=$root/target/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+tck=$(getconf CLK_TCK)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+counter() { # sum of a metric on the edge's admin listener
+  curl -s http://127.0.0.1:9093/metrics | awk -v m="$1" '$1 ~ "^"m"({|$)" {s+=$2} END {printf "%.0f", s}'
+}
+"$bin/ferrocast" --config "$root/configs/origin-a.toml" >"$work/origin.log" 2>&1 & pids+=($!)
+"$bin/ferrocast" --config "$root/configs/edge.toml" >"$work/edge.log" 2>&1 & edge=$!; pids+=($edge)
+sleep 0.5
+ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$SAMPLE" -c copy -f flv rtmp://127.0.0.1:1936/live/bench >/dev/null 2>&1 & pids+=($!)
+for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:8080/live/bench/video.m3u8 && break; sleep 0.1; done
+cert=$(ls /tmp/ferrocast-selfsigned-8443.pem)
+for v in $VERSIONS; do
+  for n in $COUNTS; do
+    if [ "$v" = 1.1 ]; then url=http://127.0.0.1:8080/live/bench/index.m3u8; else url=https://127.0.0.1:8443/live/bench/index.m3u8; fi
+    r0=$(counter ferrocast_http_requests_total); u0=$(counter ferrocast_edge_upstream_requests_total); c0=$(ticks $edge)
+    out=$("$bin/ferrocast-loadgen" "$url" --cafile "$cert" --viewers "$n" --http "$v" --duration "$SECS" --ramp 5 --warmup 3 --json)
+    r1=$(counter ferrocast_http_requests_total); u1=$(counter ferrocast_edge_upstream_requests_total); c1=$(ticks $edge)
+    rss=$(awk '/VmRSS/{print $2}' /proc/$edge/status)
+    echo "$out" | sed "s/}\$/,\"edge_rss_mib\":$((rss / 1024)),\"edge_cpu_pct\":$(( (c1 - c0) * 100 / tck / SECS )),\"coalescing\":$(awk -v a=$((r1 - r0)) -v b=$((u1 - u0)) 'BEGIN{printf "%.1f", a/(b>0?b:1)}')}/"
+  done
+done

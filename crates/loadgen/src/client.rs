@@ -1,0 +1,224 @@
+//! One viewer connection over HTTP/1.1, HTTP/2 (cleartext h2c or TLS with ALPN) or HTTP/3.
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::{Buf, Bytes};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// HTTP version to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Proto {
+    /// HTTP/1.1 (one keep-alive connection per rendition, as browsers open several).
+    #[value(name = "1.1")]
+    H1,
+    /// HTTP/2 (one connection per viewer).
+    #[value(name = "2")]
+    H2,
+    /// HTTP/3 (one QUIC connection per viewer).
+    #[value(name = "3")]
+    H3,
+}
+
+/// Where to connect.
+#[derive(Clone)]
+pub struct Target {
+    /// Socket address (loopback).
+    pub addr: SocketAddr,
+    /// `host[:port]` for the Host header / :authority.
+    pub authority: String,
+    /// TLS config (https URLs); `None` for cleartext.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Scheme.
+    pub https: bool,
+}
+
+/// A response, body collected.
+pub struct Response {
+    /// Status.
+    pub status: u16,
+    /// `ferrocast-published-us` (parts).
+    pub published_us: Option<i64>,
+    /// Content-Encoding is gzip.
+    pub gzip: bool,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// An open connection.
+pub enum Conn {
+    /// HTTP/1.1.
+    H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
+    /// HTTP/2.
+    H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+    /// HTTP/3.
+    H3(h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>),
+}
+
+fn tls_with_alpn(base: &rustls::ClientConfig, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut c = base.clone();
+    c.alpn_protocols = vec![alpn.to_vec()];
+    Arc::new(c)
+}
+
+impl Conn {
+    /// Opens a connection. HTTP/3 uses `endpoint`.
+    pub async fn open(
+        proto: Proto,
+        t: &Target,
+        endpoint: Option<&quinn::Endpoint>,
+    ) -> Result<Conn> {
+        if proto == Proto::H3 {
+            let tls = t
+                .tls
+                .as_ref()
+                .ok_or_else(|| anyhow!("HTTP/3 needs an https URL"))?;
+            let endpoint = endpoint.ok_or_else(|| anyhow!("no QUIC endpoint"))?;
+            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(
+                (*tls_with_alpn(tls, b"h3")).clone(),
+            )?;
+            let cfg = quinn::ClientConfig::new(Arc::new(crypto));
+            let host = t.authority.split(':').next().unwrap_or("localhost");
+            let conn = endpoint
+                .connect_with(cfg, t.addr, host)?
+                .await
+                .context("QUIC handshake")?;
+            let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn)).await?;
+            tokio::spawn(async move { driver.wait_idle().await });
+            return Ok(Conn::H3(send));
+        }
+        let tcp = TcpStream::connect(t.addr).await.context("connect")?;
+        tcp.set_nodelay(true)?;
+        match &t.tls {
+            None => Self::handshake(proto, TokioIo::new(tcp)).await,
+            Some(tls) => {
+                let alpn: &[u8] = if proto == Proto::H2 {
+                    b"h2"
+                } else {
+                    b"http/1.1"
+                };
+                let host = t
+                    .authority
+                    .split(':')
+                    .next()
+                    .unwrap_or("localhost")
+                    .to_string();
+                let name = ServerName::try_from(host)?;
+                let s = tokio_rustls::TlsConnector::from(tls_with_alpn(tls, alpn))
+                    .connect(name, tcp)
+                    .await
+                    .context("TLS handshake")?;
+                Self::handshake(proto, TokioIo::new(s)).await
+            }
+        }
+    }
+
+    async fn handshake<I>(proto: Proto, io: TokioIo<I>) -> Result<Conn>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        Ok(match proto {
+            Proto::H1 => {
+                let (s, c) = hyper::client::conn::http1::handshake(io).await?;
+                tokio::spawn(c);
+                Conn::H1(s)
+            }
+            _ => {
+                let (s, c) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+                tokio::spawn(c);
+                Conn::H2(s)
+            }
+        })
+    }
+
+    /// A clone sharing the connection (HTTP/2 and HTTP/3 multiplex; `None` for HTTP/1.1).
+    pub fn share(&self) -> Option<Conn> {
+        match self {
+            Conn::H1(_) => None,
+            Conn::H2(s) => Some(Conn::H2(s.clone())),
+            Conn::H3(s) => Some(Conn::H3(s.clone())),
+        }
+    }
+
+    /// GET `path`, asking for gzip.
+    pub async fn get(&mut self, t: &Target, path: &str) -> Result<Response> {
+        let scheme = if t.https { "https" } else { "http" };
+        let uri = format!("{scheme}://{}{path}", t.authority);
+        let head = |b: http::request::Builder| b.header("accept-encoding", "gzip");
+        let resp = match self {
+            Conn::H1(s) => {
+                s.ready().await?;
+                let req = head(http::Request::get(path).header("host", &t.authority))
+                    .body(Empty::new())?;
+                hyper_response(s.send_request(req).await?).await?
+            }
+            Conn::H2(s) => {
+                s.ready().await?;
+                let req = head(http::Request::get(uri)).body(Empty::new())?;
+                hyper_response(s.send_request(req).await?).await?
+            }
+            Conn::H3(s) => {
+                let req = head(http::Request::get(uri)).body(())?;
+                let mut stream = s.send_request(req).await?;
+                stream.finish().await?;
+                let r = stream.recv_response().await?;
+                let mut chunks = Vec::new();
+                while let Some(mut c) = stream.recv_data().await? {
+                    let n = c.remaining();
+                    chunks.push(c.copy_to_bytes(n));
+                }
+                let body = if chunks.len() == 1 {
+                    chunks.pop().unwrap_or_default()
+                } else {
+                    Bytes::from(chunks.concat())
+                };
+                response(r.status().as_u16(), r.headers(), body)
+            }
+        };
+        Ok(resp)
+    }
+}
+
+async fn hyper_response(r: http::Response<hyper::body::Incoming>) -> Result<Response> {
+    let (head, body) = r.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(response(head.status.as_u16(), &head.headers, body))
+}
+
+fn response(status: u16, h: &http::HeaderMap, body: Bytes) -> Response {
+    Response {
+        status,
+        published_us: h
+            .get("ferrocast-published-us")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
+        gzip: h
+            .get("content-encoding")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip")),
+        body,
+    }
+}
+
+/// The body as text, gunzipped when needed.
+pub fn text(r: &Response) -> Result<String> {
+    use std::io::Read;
+    if r.gzip {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&r.body[..]).read_to_string(&mut s)?;
+        Ok(s)
+    } else {
+        Ok(String::from_utf8(r.body.to_vec())?)
+    }
+}
+
+/// Fails unless `status` is 200.
+pub fn ok(r: &Response, what: &str) -> Result<()> {
+    if r.status != 200 {
+        bail!("{what}: HTTP {}", r.status);
+    }
+    Ok(())
+}
