@@ -13,6 +13,7 @@ CONNS=${1:-"256 1000"}; SECS=${2:-8}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/release
 work=$(mktemp -d /dev/shm/cachedbench.XXXX)
+chmod 755 "$work"   # nginx workers run as another user
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -35,14 +36,21 @@ for _ in $(seq 150); do
   n=$(curl -sf "$base/video.m3u8" 2>/dev/null | grep -c '^video_[0-9]*\.m4s$' || true)
   [ "${n:-0}" -ge 2 ] && break; sleep 0.2
 done
-pl=$(curl -sf "$base/video.m3u8")
-seg=$(grep '^video_[0-9]*\.m4s$' <<<"$pl" | tail -n1)
-last=$(grep '^#EXT-X-PART:' <<<"$pl" | tail -n1 | sed -n 's/.*URI="video_\([0-9]*\)\.\([0-9]*\)\.m4s".*/\1 \2/p')
-read -r m i <<<"$last"
-playlist="video.m3u8?_HLS_msn=$m&_HLS_part=$i"
-mkdir -p "$work/www/live/cb"
-curl -sf "$base/$seg" -o "$work/www/live/cb/$seg"
-curl -sf "$base/$playlist" -o "$work/www/live/cb/playlist.m3u8"
+# picks a complete segment and an answered blocking playlist URL, and puts their bytes (as the
+# edge serves them) where nginx serves them from
+pick() {
+  local pl last m i
+  pl=$(curl -sf "$base/video.m3u8")
+  seg=$(grep '^video_[0-9]*\.m4s$' <<<"$pl" | tail -n1)
+  last=$(grep '^#EXT-X-PART:' <<<"$pl" | tail -n1 | sed -n 's/.*URI="video_\([0-9]*\)\.\([0-9]*\)\.m4s".*/\1 \2/p')
+  read -r m i <<<"$last"
+  playlist="video.m3u8?_HLS_msn=$m&_HLS_part=$i"
+  mkdir -p "$work/www/live/cb"
+  curl -sf "$base/$seg" -o "$work/www/live/cb/$seg"
+  curl -sf "$base/$playlist" -o "$work/www/live/cb/playlist.m3u8"
+  chmod -R a+rX "$work/www"
+}
+pick
 echo "segment $seg: $(stat -c %s "$work/www/live/cb/$seg") bytes; playlist: $(stat -c %s "$work/www/live/cb/playlist.m3u8") bytes"
 cat >"$work/nginx.conf" <<CFG
 worker_processes auto;
@@ -60,9 +68,22 @@ http {
 }
 CFG
 nginx -c "$work/nginx.conf"
-rate_wrk() { wrk -t2 -c"$1" -d"${SECS}s" "$2" | awk '/Requests\/sec/ {print $2}'; }
-rate_h2() { h2load -t2 -c"$1" -m4 -D"$SECS" "$2" 2>/dev/null | awk '/^finished in/ {gsub(",", "", $4); print $4}'; }
+for u in "http://127.0.0.1:8090/live/cb/$seg" "$base/$seg"; do
+  got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "$u")
+  [ "$got" = "200 $(stat -c %s "$work/www/live/cb/$seg")" ] || { echo "bad answer from $u: $got"; exit 1; }
+done
+rate_wrk() { # fails the run on any non-2xx answer
+  local out; out=$(wrk -t2 -c"$1" -d"${SECS}s" "$2")
+  if grep -q 'Non-2xx' <<<"$out"; then echo "non-2xx answers from $2" >&2; exit 1; fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
+rate_h2() { # h2load with 1 MiB stream / connection windows (as browsers use), fails on non-2xx
+  local out; out=$(h2load -t2 -c"$1" -m4 -w20 -W20 -D"$SECS" "$2" 2>/dev/null)
+  if ! grep -q ' 0 3xx, 0 4xx, 0 5xx' <<<"$out"; then echo "non-2xx answers from $2: $(grep 'status codes' <<<"$out")" >&2; exit 1; fi
+  awk '/^finished in/ {gsub(",", "", $4); print $4}' <<<"$out"
+}
 for c in $CONNS; do
+  pick   # fresh objects: each stays cached (and listed) longer than one round of runs
   for obj in segment playlist; do
     if [ $obj = segment ]; then e="$base/$seg"; x="/live/cb/$seg"; else e="$base/$playlist"; x=/live/cb/playlist.m3u8; fi
     curl -sf -o /dev/null "$e"   # warm (a hit from now on)

@@ -46,6 +46,22 @@ const KEPT: [&str; 5] = [
     PUBLISHED_HEADER,
 ];
 
+/// The body as one buffer. The origin's response arrives as HTTP/2 DATA frames (≤ 16 KiB
+/// each) that are slices of the connection's read buffers; joining them costs one copy per
+/// object at the edge — never one per viewer — and every response is then a single write
+/// from one allocation whose size is exactly what the cache budget counts.
+fn contiguous(mut chunks: Vec<Bytes>) -> Vec<Bytes> {
+    if chunks.len() <= 1 {
+        return chunks;
+    }
+    let total = chunks.iter().map(Bytes::len).sum();
+    let mut joined = bytes::BytesMut::with_capacity(total);
+    for c in chunks.drain(..) {
+        joined.extend_from_slice(&c);
+    }
+    vec![joined.freeze()]
+}
+
 /// `max-age` of a Cache-Control value (`None` with `no-store`/`no-cache`/`private`).
 pub fn max_age(cc: &str) -> Option<u64> {
     let mut age = None;
@@ -92,6 +108,7 @@ impl Object {
             .and_then(max_age)
             .unwrap_or(0);
         let size = chunks.iter().map(Bytes::len).sum::<usize>() + OVERHEAD;
+        let chunks = contiguous(chunks);
         Self {
             status,
             headers: kept,
