@@ -227,7 +227,7 @@ impl Origin {
                     );
                     r.headers_mut().insert(
                         crate::cache::PUBLISHED_HEADER,
-                        HeaderValue::from(p.published_us),
+                        reply::volatile(HeaderValue::from(p.published_us)),
                     );
                     return r;
                 }

@@ -80,3 +80,11 @@ pub fn non_get(method: &Method) -> Option<Response<ChunkBody>> {
     }
     None
 }
+
+/// A header value that changes from response to response (`Content-Length`, `Age`, publish
+/// time). Marked so HPACK/QPACK send it as a literal instead of searching and churning the
+/// dynamic table with values that will never repeat.
+pub fn volatile(mut v: HeaderValue) -> HeaderValue {
+    v.set_sensitive(true);
+    v
+}

@@ -6,7 +6,7 @@ use crate::body::ChunkBody;
 use crate::cache::Edge;
 use crate::metrics::HttpMetrics;
 use crate::origin::{route_label, Origin};
-use crate::reply::Request;
+use crate::reply::{volatile, Request};
 use http::{header, HeaderMap, HeaderValue, Method, Response, Uri, Version};
 use tracing::debug;
 
@@ -102,7 +102,7 @@ impl Service {
         }
         let len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
         resp.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            .insert(header::CONTENT_LENGTH, volatile(HeaderValue::from(len)));
         let route = route_label(path);
         if resp.status().is_client_error() || resp.status().is_server_error() {
             debug!(status = resp.status().as_u16(), %path, %query, "request failed");

@@ -203,15 +203,33 @@ fn response(status: u16, h: &http::HeaderMap, body: Bytes) -> Response {
     }
 }
 
-/// The body as text, gunzipped when needed.
-pub fn text(r: &Response) -> Result<String> {
-    use std::io::Read;
-    if r.gzip {
-        let mut s = String::new();
-        flate2::read::GzDecoder::new(&r.body[..]).read_to_string(&mut s)?;
-        Ok(s)
-    } else {
-        Ok(String::from_utf8(r.body.to_vec())?)
+/// Turns playlist bodies into text, reusing one gzip decoder (its inflate state is sizeable:
+/// allocating one per playlist would make the generator, not the server, the bottleneck).
+#[derive(Default)]
+pub struct TextDecoder {
+    gz: Option<flate2::read::GzDecoder<std::io::Cursor<Bytes>>>,
+    out: String,
+}
+
+impl TextDecoder {
+    /// The body as text, gunzipped when needed.
+    pub fn text(&mut self, r: &Response) -> Result<&str> {
+        use std::io::Read;
+        self.out.clear();
+        if r.gzip {
+            let input = std::io::Cursor::new(r.body.clone());
+            let gz = match &mut self.gz {
+                Some(gz) => {
+                    gz.reset(input);
+                    gz
+                }
+                None => self.gz.insert(flate2::read::GzDecoder::new(input)),
+            };
+            gz.read_to_string(&mut self.out)?;
+        } else {
+            self.out.push_str(std::str::from_utf8(&r.body)?);
+        }
+        Ok(&self.out)
     }
 }
 

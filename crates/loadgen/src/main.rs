@@ -13,7 +13,7 @@ mod playlist;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use client::{ok, text, Conn, Proto, Target};
+use client::{ok, Conn, Proto, Target, TextDecoder};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,10 +119,11 @@ async fn follow(
     endpoint: Option<quinn::Endpoint>,
 ) {
     let mut delays = Vec::new();
+    let mut dec = TextDecoder::default();
     while Instant::now() < run.stop_at {
         let r = tokio::time::timeout_at(
             run.stop_at.into(),
-            follow_once(&run, &mut conn, &rendition, &mut delays),
+            follow_once(&run, &mut conn, &rendition, &mut delays, &mut dec),
         )
         .await;
         match r {
@@ -145,11 +146,12 @@ async fn follow_once(
     conn: &mut Conn,
     rendition: &str,
     delays: &mut Vec<u32>,
+    dec: &mut TextDecoder,
 ) -> Result<()> {
     let playlist = format!("{}/{rendition}.m3u8", run.base);
     let r = get(run, conn, &playlist).await?;
     ok(&r, "playlist")?;
-    let body = text(&r)?;
+    let body = dec.text(&r)?.to_string();
     if let Some(init) = playlist::init_uri(&body) {
         let r = get(run, conn, &format!("{}/{init}", run.base)).await?;
         ok(&r, "init")?;
@@ -188,7 +190,7 @@ async fn follow_once(
         );
         let r = get(run, conn, &target).await?;
         ok(&r, "blocking reload")?;
-        let (parts, e) = playlist::parts(&text(&r)?);
+        let (parts, e) = playlist::parts(dec.text(&r)?);
         ended = e;
         pending = parts
             .into_iter()
@@ -209,7 +211,7 @@ async fn viewer(run: Arc<Run>, endpoint: Option<quinn::Endpoint>) {
     let mv = format!("{}/index.m3u8", run.base);
     let renditions: Vec<String> = match get(&run, &mut conn, &mv).await.and_then(|r| {
         ok(&r, "multivariant")?;
-        text(&r)
+        Ok(TextDecoder::default().text(&r)?.to_string())
     }) {
         Ok(t) => {
             let mut names = vec!["video".to_string()];

@@ -201,11 +201,19 @@ fn respond(o: &Object, gzip: bool) -> Response<ChunkBody> {
     *r.status_mut() = o.status;
     let h = r.headers_mut();
     for (k, v) in o.header_iter() {
-        h.insert(k.clone(), v.clone());
+        let v = if k == PUBLISHED_HEADER {
+            reply::volatile(v.clone())
+        } else {
+            v.clone()
+        };
+        h.insert(k.clone(), v);
     }
     if gzipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    h.insert(header::AGE, HeaderValue::from(o.age(Instant::now())));
+    h.insert(
+        header::AGE,
+        reply::volatile(HeaderValue::from(o.age(Instant::now()))),
+    );
     r
 }
