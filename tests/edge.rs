@@ -218,11 +218,39 @@ where
     }
 }
 
+/// Audio and video frames (not sequence headers) in an FLV file.
+fn fixture_frames(path: &str) -> f64 {
+    use ferrocast_media::flv::{
+        parse_audio, parse_video, read_file, AudioTag, FlvTagKind, VideoTag,
+    };
+    let file = bytes::Bytes::from(std::fs::read(path).unwrap());
+    read_file(&file)
+        .unwrap()
+        .iter()
+        .filter(|t| match t.kind {
+            FlvTagKind::Video => matches!(parse_video(&t.body), Ok(VideoTag::AvcFrame { .. })),
+            FlvTagKind::Audio => matches!(parse_audio(&t.body), Ok(AudioTag::AacFrame(_))),
+            FlvTagKind::Script => false,
+        })
+        .count() as f64
+}
+
 /// A stream that is live but paused: everything of the fixture sent at once, the publisher
 /// still connected, so the next part never comes.
 async fn paused_stream(origin: &Node, name: &str) -> (Publisher, (u64, u32)) {
     let mut p = Publisher::accepted(origin.rtmp.unwrap(), name).await;
     p.send_flv(SMALL, None).await;
+    // every frame ingested: the playlist will not move again
+    let frames = fixture_frames(SMALL);
+    let label = format!("stream=\"{name}\"");
+    eventually(
+        "the whole fixture is ingested",
+        Duration::from_secs(10),
+        || async {
+            metric(origin.admin, "ferrocast_ingest_frames_total", &[&label]).await == frames
+        },
+    )
+    .await;
     let path = format!("/live/{name}/video.m3u8");
     let r = wait_for_200(origin.http, &path, Duration::from_secs(10)).await;
     let (parts, _) = playlist_parts(&r.text());
