@@ -44,6 +44,8 @@ level = "warn"
 listen = "127.0.0.1:$fport"
 [http]
 listen = "127.0.0.1:0"
+[https]
+enabled = false
 [admin]
 listen = "127.0.0.1:0"
 CFG

@@ -130,6 +130,8 @@ pub struct RtmpConfig {
     pub handshake_timeout: HumanDuration,
     /// Idle timeout.
     pub idle_timeout: HumanDuration,
+    /// Shortest interval between reads of a publisher's socket.
+    pub read_interval: HumanDuration,
 }
 
 /// `[packager]`.
@@ -276,6 +278,9 @@ impl Config {
         }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
             bail!("rtmp.app: must be a non-empty name without '/'");
+        }
+        if self.rtmp.read_interval.0 > Duration::from_millis(200) {
+            bail!("rtmp.read_interval: at most 200ms");
         }
         if self.rtmp.handshake_timeout.0.is_zero() || self.rtmp.idle_timeout.0.is_zero() {
             bail!("rtmp.handshake_timeout / rtmp.idle_timeout: must be greater than zero");

@@ -130,6 +130,7 @@ impl Server {
                     linger,
                     handshake_timeout: cfg.rtmp.handshake_timeout.0,
                     idle_timeout: cfg.rtmp.idle_timeout.0,
+                    read_interval: cfg.rtmp.read_interval.0,
                 },
                 store.clone(),
                 im,

@@ -26,6 +26,8 @@ pub struct RtmpSettings {
     pub handshake_timeout: Duration,
     /// A publisher that sends nothing for this long is dropped.
     pub idle_timeout: Duration,
+    /// Shortest interval between two reads of a publishing connection (0 = read at once).
+    pub read_interval: Duration,
 }
 
 impl Default for RtmpSettings {
@@ -36,6 +38,7 @@ impl Default for RtmpSettings {
             linger: Duration::from_secs(40),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            read_interval: Duration::from_millis(40),
         }
     }
 }
@@ -108,25 +111,48 @@ impl RtmpServer {
             publish: None,
         };
         let mut buf = vec![0u8; 64 * 1024];
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
+        // One timer and one cancellation waiter for the connection's life, not one per read:
+        // the deadline is checked when the timer fires and re-armed from the last read.
+        let mut last_read = started;
+        let deadline = |publishing: bool, last_read: tokio::time::Instant| {
+            if publishing {
+                last_read + self.settings.idle_timeout
+            } else {
+                started + self.settings.handshake_timeout
+            }
+        };
+        let timer = tokio::time::sleep_until(deadline(false, started));
+        tokio::pin!(timer);
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         let result: Result<(), String> = async {
             loop {
-                let timeout = if conn.publish.is_some() {
-                    self.settings.idle_timeout
-                } else {
-                    self.settings
-                        .handshake_timeout
-                        .saturating_sub(started.elapsed())
-                };
                 let n = tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    r = tokio::time::timeout(timeout, socket.read(&mut buf)) => match r {
-                        Err(_) => return Err("timed out".to_string()),
-                        Ok(Err(e)) => return Err(e.to_string()),
-                        Ok(Ok(0)) => return Ok(()),
-                        Ok(Ok(n)) => n,
+                    biased;
+                    r = socket.read(&mut buf) => match r {
+                        Err(e) => return Err(e.to_string()),
+                        Ok(0) => return Ok(()),
+                        Ok(n) => n,
                     },
+                    _ = &mut timer => {
+                        let due = deadline(conn.publish.is_some(), last_read);
+                        if due <= tokio::time::Instant::now() {
+                            return Err("timed out".to_string());
+                        }
+                        timer.as_mut().reset(due);
+                        continue;
+                    }
+                    _ = &mut cancelled => return Ok(()),
                 };
+                last_read = tokio::time::Instant::now();
+                // While publishing, let a small read be followed by a pause: what arrives
+                // meanwhile waits in the socket buffer and comes in with the next read. Fewer,
+                // larger reads (and fewer wake-ups and ACKs) are most of ingest's CPU cost.
+                let pace = self.settings.read_interval;
+                if !pace.is_zero() && n < PACED_READ_MAX && conn.publish.is_some() {
+                    tokio::time::sleep_until(last_read + pace).await;
+                }
                 let keep = conn.input(&buf[..n]);
                 if !conn.out.is_empty() {
                     socket
@@ -147,6 +173,10 @@ impl RtmpServer {
         conn.finish();
     }
 }
+
+/// A read this large (half the read buffer) is followed by another at once: the publisher is
+/// sending faster than the pause would let through.
+const PACED_READ_MAX: usize = 32 * 1024;
 
 struct Publish {
     stream: Arc<Stream>,
