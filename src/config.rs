@@ -132,6 +132,8 @@ pub struct RtmpConfig {
     pub idle_timeout: HumanDuration,
     /// Shortest interval between reads of a publisher's socket.
     pub read_interval: HumanDuration,
+    /// Ingest worker threads.
+    pub workers: usize,
 }
 
 /// `[packager]`.
@@ -278,6 +280,12 @@ impl Config {
         }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
             bail!("rtmp.app: must be a non-empty name without '/'");
+        }
+        if !(1..=256).contains(&self.rtmp.workers) {
+            bail!(
+                "rtmp.workers: must be between 1 and 256, not {}",
+                self.rtmp.workers
+            );
         }
         if self.rtmp.read_interval.0 > Duration::from_millis(200) {
             bail!("rtmp.read_interval: at most 200ms");

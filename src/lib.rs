@@ -131,6 +131,7 @@ impl Server {
                     handshake_timeout: cfg.rtmp.handshake_timeout.0,
                     idle_timeout: cfg.rtmp.idle_timeout.0,
                     read_interval: cfg.rtmp.read_interval.0,
+                    workers: cfg.rtmp.workers,
                 },
                 store.clone(),
                 im,

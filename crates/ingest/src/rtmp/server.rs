@@ -28,6 +28,8 @@ pub struct RtmpSettings {
     pub idle_timeout: Duration,
     /// Shortest interval between two reads of a publishing connection (0 = read at once).
     pub read_interval: Duration,
+    /// Worker threads (each a single-threaded runtime) running connections.
+    pub workers: usize,
 }
 
 impl Default for RtmpSettings {
@@ -39,6 +41,7 @@ impl Default for RtmpSettings {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             read_interval: Duration::from_millis(40),
+            workers: 1,
         }
     }
 }
@@ -71,8 +74,39 @@ impl RtmpServer {
         })
     }
 
-    /// Accepts connections until `shutdown` is cancelled.
+    /// Accepts connections until `shutdown` is cancelled. Connections run on
+    /// `settings.workers` dedicated single-threaded runtimes (round robin), like an event-loop
+    /// worker per core: a publisher's reads, parsing and packaging never hop threads, so there
+    /// are no cross-thread wake-ups on the ingest path. Returns when the workers have let their
+    /// connections finish (bounded).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let mut workers = Vec::new();
+        for i in 0..self.settings.workers.max(1) {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Accepted>(WORKER_QUEUE);
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            let this = self.clone();
+            let stop = shutdown.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ferrocast-ingest-{i}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(this.worker(rx, stop)),
+                        Err(e) => warn!(error = %e, "cannot start an ingest worker runtime"),
+                    }
+                    let _ = done_tx.send(());
+                });
+            match spawned {
+                Ok(_) => workers.push((tx, done_rx)),
+                Err(e) => warn!(error = %e, "cannot start an ingest worker thread"),
+            }
+        }
+        if workers.is_empty() {
+            warn!("no ingest worker: RTMP disabled");
+            return;
+        }
         let mut next_id = 0u64;
         loop {
             let accepted = tokio::select! {
@@ -82,16 +116,22 @@ impl RtmpServer {
             match accepted {
                 Ok((socket, peer)) => {
                     next_id += 1;
-                    let span = tracing::info_span!("rtmp", conn = next_id, %peer);
-                    let this = self.clone();
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(
-                        async move {
-                            let _ = socket.set_nodelay(true);
-                            this.connection(socket, shutdown).await;
+                    let _ = socket.set_nodelay(true);
+                    let socket = match socket.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            warn!(error = %e, "cannot hand a connection to a worker");
+                            continue;
                         }
-                        .instrument(span),
-                    );
+                    };
+                    let (tx, _) = &workers[(next_id as usize) % workers.len()];
+                    if tx.try_send((socket, peer, next_id)).is_err() {
+                        self.metrics
+                            .rejected
+                            .with_label_values(&["overloaded"])
+                            .inc();
+                        warn!(%peer, "ingest worker queue full: connection dropped");
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed");
@@ -99,6 +139,37 @@ impl RtmpServer {
                 }
             }
         }
+        for (tx, done) in workers {
+            drop(tx);
+            let _ = done.await;
+        }
+    }
+
+    /// One worker runtime: runs the connections it is handed until the queue closes, then
+    /// gives them a moment to finish (they see `shutdown` too).
+    async fn worker(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::Receiver<Accepted>,
+        shutdown: CancellationToken,
+    ) {
+        let tracker = tokio_util::task::TaskTracker::new();
+        while let Some((socket, peer, id)) = rx.recv().await {
+            let socket = match TcpStream::from_std(socket) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot register a connection");
+                    continue;
+                }
+            };
+            let span = tracing::info_span!("rtmp", conn = id, %peer);
+            tracker.spawn(
+                self.clone()
+                    .connection(socket, shutdown.clone())
+                    .instrument(span),
+            );
+        }
+        tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
     }
 
     async fn connection(self: Arc<Self>, mut socket: TcpStream, shutdown: CancellationToken) {
@@ -173,6 +244,12 @@ impl RtmpServer {
         conn.finish();
     }
 }
+
+/// A connection accepted and on its way to a worker.
+type Accepted = (std::net::TcpStream, std::net::SocketAddr, u64);
+
+/// Connections waiting to be taken up by one worker.
+const WORKER_QUEUE: usize = 1024;
 
 /// A read this large (half the read buffer) is followed by another at once: the publisher is
 /// sending faster than the pause would let through.
