@@ -255,6 +255,9 @@ async fn blocking_reload_is_held_until_the_part_exists() {
         "released before the part existed:\n{text}"
     );
     assert_eq!(r.headers["cache-control"], "public, max-age=12");
+    // a plain (tune-in) request must never be answered from a stale copy
+    let plain = get(http, "/live/live1/video.m3u8").await;
+    assert_eq!(plain.headers["cache-control"], "no-cache");
     // the preload-hinted part request blocks until the whole part exists
     let hinted = text
         .lines()

@@ -181,10 +181,14 @@ impl Origin {
         } else {
             rendered.plain.clone()
         };
+        // A blocking response names an immutable position: cache it (App. B.1). A plain
+        // request is how a player tunes in; a cached copy up to TD/2 old would make it start
+        // that much further behind the live edge for good (hls.js does not speed up to catch
+        // up), so it must be fresh: `no-cache` (caches may still coalesce concurrent requests).
         let cache = if blocking {
             format!("public, max-age={}", 6 * td)
         } else {
-            format!("public, max-age={}", (td / 2).max(1))
+            "no-cache".to_string()
         };
         let mut r = response(
             StatusCode::OK,
