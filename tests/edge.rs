@@ -442,3 +442,67 @@ async fn requests_fail_over_from_dead_and_hung_origins() {
     );
     holder.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_generator_viewers_over_http1_http2_and_http3() {
+    let a = Node::origin();
+    let edge = Node::edge(&[(a.http, a.admin)], "");
+    let mut publisher = Publisher::accepted(a.rtmp.unwrap(), "lg").await;
+    let push = tokio::spawn(async move {
+        publisher.send_flv(SMALL, Some(1.0)).await;
+        publisher.close().await;
+    });
+    wait_for_200(a.http, "/live/lg/audio.m3u8", Duration::from_secs(10)).await;
+    let cert = edge.cert.clone().unwrap();
+    let runs = [
+        (
+            ferrocast_loadgen::client::Proto::H1,
+            format!("http://{}/live/lg/index.m3u8", edge.http),
+        ),
+        (
+            ferrocast_loadgen::client::Proto::H2,
+            format!(
+                "https://localhost:{}/live/lg/index.m3u8",
+                edge.https.unwrap().port()
+            ),
+        ),
+        (
+            ferrocast_loadgen::client::Proto::H3,
+            format!(
+                "https://localhost:{}/live/lg/index.m3u8",
+                edge.h3.unwrap().port()
+            ),
+        ),
+    ];
+    // the three run side by side within the fixture's 6 s
+    let mut set = tokio::task::JoinSet::new();
+    for (http, url) in runs {
+        let args = ferrocast_loadgen::Args {
+            url,
+            viewers: 10,
+            http,
+            duration: 3,
+            ramp: 0.2,
+            warmup: 0.3,
+            cafile: Some(cert.clone()),
+            video_only: false,
+            threads: 1,
+            json: false,
+        };
+        set.spawn(async move { (http, ferrocast_loadgen::run(&args).await) });
+    }
+    while let Some(r) = set.join_next().await {
+        let (http, report) = r.unwrap();
+        let report = report.unwrap_or_else(|e| panic!("{http:?}: {e:#}"));
+        eprintln!("{http:?}: {report:?}");
+        assert_eq!(report.connected, 10, "{http:?}");
+        assert_eq!(report.error_total(), 0, "{http:?}: {:?}", report.errors);
+        // 10 viewers × 2 renditions × ~5 parts/s over ~2.5 s
+        assert!(report.parts >= 100, "{http:?}: {} parts", report.parts);
+        assert!(
+            report.delay_ms[2].is_finite() && report.delay_ms[2] < 2000.0,
+            "{http:?}"
+        );
+    }
+    push.await.unwrap();
+}
