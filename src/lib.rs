@@ -236,7 +236,7 @@ async fn start_https(
                 Some(bound)
             }
             Err(e) => {
-                ferrocast_edge::h3::warn_unavailable(addr, &e);
+                tracing::warn!(%addr, error = %e, "HTTP/3 listener unavailable; HTTPS continues without it");
                 None
             }
         }

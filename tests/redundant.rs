@@ -46,13 +46,7 @@ async fn two_origins_fed_the_same_input_publish_identical_objects() {
             .map(str::to_string)
             .collect();
         uris.extend(playlist_parts(&ta).0.into_iter().map(|p| p.2));
-        if let Some(map) = ta.lines().find_map(|l| {
-            l.strip_prefix("#EXT-X-MAP:URI=\"")
-                .and_then(|r| r.split('"').next())
-                .map(str::to_string)
-        }) {
-            uris.push(map);
-        }
+        uris.extend(ferrocast_loadgen::playlist::init_uri(&ta).map(str::to_string));
         for uri in uris {
             let oa = get(a.http, &format!("/live/twin/{uri}")).await;
             let ob = get(b.http, &format!("/live/twin/{uri}")).await;

@@ -512,29 +512,11 @@ pub fn decoded(r: &HttpResponse) -> String {
 }
 
 /// The parts of an LL-HLS media playlist in order: (msn, part index, URI); and whether it ends.
+/// (The load generator's parser: one reading of playlists for tests and load runs.)
 pub fn playlist_parts(text: &str) -> (Vec<(u64, u32, String)>, bool) {
-    let mut msn: u64 = 0;
-    let mut index = 0u32;
-    let mut parts = Vec::new();
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
-            msn = v.trim().parse().expect("media sequence");
-        } else if let Some(v) = line.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS=") {
-            msn += v.trim().parse::<u64>().expect("skipped");
-        } else if line.starts_with("#EXT-X-PART:") {
-            let uri = line
-                .split("URI=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .expect("part uri");
-            if !line.contains("GAP=YES") {
-                parts.push((msn, index, uri.to_string()));
-            }
-            index += 1;
-        } else if line.starts_with("#EXTINF:") {
-            msn += 1;
-            index = 0;
-        }
-    }
-    (parts, text.contains("#EXT-X-ENDLIST"))
+    let (parts, ended) = ferrocast_loadgen::playlist::parts(text);
+    (
+        parts.into_iter().map(|p| (p.msn, p.index, p.uri)).collect(),
+        ended,
+    )
 }

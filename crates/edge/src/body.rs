@@ -32,13 +32,6 @@ impl ChunkBody {
         Self::new(std::iter::once(&b))
     }
 
-    /// Takes the next chunk.
-    pub fn pop_chunk(&mut self) -> Option<Bytes> {
-        let c = self.chunks.pop_front()?;
-        self.remaining -= c.len() as u64;
-        Some(c)
-    }
-
     /// An empty body.
     pub fn empty() -> Self {
         Self::default()

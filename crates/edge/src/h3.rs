@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, Instrument};
 
 /// Concurrent request streams per connection: each LL-HLS viewer holds a few blocked
 /// requests (playlist reloads, hinted parts) per rendition.
@@ -135,9 +135,4 @@ pub fn same_port(tcp: SocketAddr, configured: SocketAddr) -> SocketAddr {
     } else {
         configured
     }
-}
-
-/// Logs a bind failure of the HTTP/3 listener (HTTPS keeps working without it).
-pub fn warn_unavailable(addr: SocketAddr, e: &std::io::Error) {
-    warn!(%addr, error = %e, "HTTP/3 listener unavailable; HTTPS continues without it");
 }

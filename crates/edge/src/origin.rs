@@ -155,19 +155,17 @@ impl Origin {
                 Decision::Ready => break,
                 Decision::BadRequest(why) => return error(StatusCode::BAD_REQUEST, td, why),
                 Decision::Wait => {
-                    guard.get_or_insert_with(|| InFlight::new(&self.metrics));
-                    match next_view(&mut rx, deadline).await {
+                    let timed_out = (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        4 * td,
+                        "playlist did not reach the requested position in time",
+                    );
+                    match self
+                        .hold(&mut rx, deadline, &mut guard, td, timed_out)
+                        .await
+                    {
                         Ok(v) => view = v,
-                        Err(Ended::Removed) => {
-                            return error(StatusCode::NOT_FOUND, td, "stream removed")
-                        }
-                        Err(Ended::TimedOut) => {
-                            return error(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                4 * td,
-                                "playlist did not reach the requested position in time",
-                            )
-                        }
+                        Err(r) => return r,
                     }
                 }
             }
@@ -237,23 +235,37 @@ impl Origin {
                 }
                 PartLookup::Gone => return error(StatusCode::NOT_FOUND, td, "no such part"),
                 PartLookup::Pending => {
-                    guard.get_or_insert_with(|| InFlight::new(&self.metrics));
-                    match next_view(&mut rx, deadline).await {
+                    let timed_out = (StatusCode::NOT_FOUND, td, "part was not produced in time");
+                    match self
+                        .hold(&mut rx, deadline, &mut guard, td, timed_out)
+                        .await
+                    {
                         Ok(v) => view = v,
-                        Err(Ended::Removed) => {
-                            return error(StatusCode::NOT_FOUND, td, "stream removed")
-                        }
-                        Err(Ended::TimedOut) => {
-                            return error(
-                                StatusCode::NOT_FOUND,
-                                td,
-                                "part was not produced in time",
-                            )
-                        }
+                        Err(r) => return r,
                     }
                 }
             }
         }
+    }
+}
+
+impl Origin {
+    /// Holds a request (counted in the in-flight gauge) until the rendition's next view; the
+    /// answer instead when the stream goes away (404) or `deadline` passes (`timed_out`:
+    /// status, max-age, message).
+    async fn hold<'m>(
+        &'m self,
+        rx: &mut watch::Receiver<Option<Arc<RenditionView>>>,
+        deadline: tokio::time::Instant,
+        guard: &mut Option<InFlight<'m>>,
+        td: u32,
+        timed_out: (StatusCode, u32, &str),
+    ) -> Result<Arc<RenditionView>, Response<ChunkBody>> {
+        guard.get_or_insert_with(|| InFlight::new(&self.metrics));
+        next_view(rx, deadline).await.map_err(|e| match e {
+            Ended::Removed => error(StatusCode::NOT_FOUND, td, "stream removed"),
+            Ended::TimedOut => error(timed_out.0, timed_out.1, timed_out.2),
+        })
     }
 }
 

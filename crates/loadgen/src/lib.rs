@@ -222,35 +222,26 @@ async fn viewer(run: Arc<Run>, endpoint: Option<quinn::Endpoint>) {
         }
         Err(e) => return run.stats.error(&format!("multivariant: {e:#}")),
     };
-    let mut tasks = Vec::new();
-    for (i, r) in renditions.into_iter().enumerate() {
-        let c = if i == 0 {
-            None
-        } else {
-            match conn.share() {
-                Some(c) => Some(c),
-                None => match Conn::open(run.proto, &run.target, endpoint.as_ref()).await {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        run.stats.error(&format!("connect: {e:#}"));
-                        continue;
-                    }
-                },
-            }
-        };
-        tasks.push((r, c));
-    }
+    // the first rendition uses the viewer's connection; each other one gets its own
+    // (HTTP/1.1, like a browser's several) or a handle on the multiplexed one (HTTP/2, HTTP/3)
+    let mut renditions = renditions.into_iter();
+    let first = renditions.next();
     let mut handles = Vec::new();
-    let mut first = Some(conn);
-    for (r, c) in tasks {
-        let c = match c {
+    for r in renditions {
+        let c = match conn.share() {
             Some(c) => c,
-            None => match first.take() {
-                Some(c) => c,
-                None => continue,
+            None => match Conn::open(run.proto, &run.target, endpoint.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    run.stats.error(&format!("connect: {e:#}"));
+                    continue;
+                }
             },
         };
         handles.push(tokio::spawn(follow(run.clone(), c, r, endpoint.clone())));
+    }
+    if let Some(r) = first {
+        handles.push(tokio::spawn(follow(run.clone(), conn, r, endpoint.clone())));
     }
     for h in handles {
         let _ = h.await;

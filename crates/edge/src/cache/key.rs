@@ -8,6 +8,7 @@
 
 use crate::route::{self, Route};
 use ferrocast_packager::blocking::{DirectiveError, Directives};
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// What kind of object a key names; decides lifetimes and eviction.
@@ -26,9 +27,9 @@ pub enum Class {
 
 /// A request resolved to a cache entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Cache key and upstream path-and-query.
-    pub key: String,
+pub struct Target<'a> {
+    /// Cache key and upstream path-and-query (the path itself unless directives are added).
+    pub key: Cow<'a, str>,
     /// Object class.
     pub class: Class,
     /// The route label (metrics).
@@ -47,12 +48,12 @@ pub enum KeyError {
 }
 
 /// Resolves a request path and query.
-pub fn target(path: &str, query: &str) -> Result<Target, KeyError> {
+pub fn target<'a>(path: &'a str, query: &str) -> Result<Target<'a>, KeyError> {
     let r = route::parse(path).ok_or(KeyError::NotFound)?;
     let route = r.label();
     Ok(match r {
         Route::Multivariant { .. } => Target {
-            key: path.to_string(),
+            key: Cow::Borrowed(path),
             class: Class::Multivariant,
             route,
         },
@@ -73,7 +74,11 @@ pub fn target(path: &str, query: &str) -> Result<Target, KeyError> {
                 let _ = write!(key, "{sep}_HLS_skip=YES");
             }
             Target {
-                key,
+                key: if key.len() == path.len() {
+                    Cow::Borrowed(path)
+                } else {
+                    Cow::Owned(key)
+                },
                 class: Class::Playlist {
                     blocking: d.msn.is_some(),
                 },
@@ -81,7 +86,7 @@ pub fn target(path: &str, query: &str) -> Result<Target, KeyError> {
             }
         }
         Route::Init { .. } | Route::Segment { .. } | Route::Part { .. } => Target {
-            key: path.to_string(),
+            key: Cow::Borrowed(path),
             class: Class::Media,
             route,
         },

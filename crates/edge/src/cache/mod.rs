@@ -201,12 +201,7 @@ fn respond(o: &Object, gzip: bool) -> Response<ChunkBody> {
     *r.status_mut() = o.status;
     let h = r.headers_mut();
     for (k, v) in o.header_iter() {
-        let v = if k == PUBLISHED_HEADER {
-            reply::volatile(v.clone())
-        } else {
-            v.clone()
-        };
-        h.insert(k.clone(), v);
+        h.insert(k.clone(), v.clone());
     }
     if gzipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));

@@ -94,7 +94,12 @@ impl Object {
         let mut kept = HeaderMap::new();
         for name in KEPT {
             if let Some(v) = headers.get(name) {
-                kept.insert(header::HeaderName::from_static(name), v.clone());
+                let v = if name == PUBLISHED_HEADER {
+                    crate::reply::volatile(v.clone())
+                } else {
+                    v.clone()
+                };
+                kept.insert(header::HeaderName::from_static(name), v);
             }
         }
         let origin_age = headers
@@ -148,30 +153,35 @@ impl Object {
         if !self.gzipped() || gzip_ok {
             return Some((ChunkBody::new(self.chunks.iter()), self.gzipped()));
         }
-        let plain = self.identity.get_or_init(|| {
-            let mut compressed = Vec::new();
-            for c in &self.chunks {
-                compressed.extend_from_slice(c);
-            }
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&compressed[..])
-                .take(MAX_IDENTITY)
-                .read_to_end(&mut out)
-                .ok()?;
-            Some(Bytes::from(out))
-        });
+        let plain = self
+            .identity
+            .get_or_init(|| self.decompressed().map(Bytes::from));
         plain.clone().map(|b| (ChunkBody::full(b), false))
     }
 
-    /// The body as text (decompressed if needed), for playlists.
+    /// The body as text, decompressed if gzipped (for the edge's own reading of playlists;
+    /// not kept).
     pub fn body_text(&self) -> Option<String> {
-        let (mut body, gzipped) = self.body(false)?;
-        debug_assert!(!gzipped);
-        let mut out = Vec::with_capacity(self.size);
-        while let Some(c) = body.pop_chunk() {
-            out.extend_from_slice(&c);
-        }
-        String::from_utf8(out).ok()
+        let plain = if self.gzipped() {
+            self.decompressed()?
+        } else {
+            self.whole().to_vec()
+        };
+        String::from_utf8(plain).ok()
+    }
+
+    /// The whole body (objects hold it in one buffer, see [`contiguous`]).
+    fn whole(&self) -> &[u8] {
+        self.chunks.first().map_or(&[][..], |c| &c[..])
+    }
+
+    fn decompressed(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(self.whole())
+            .take(MAX_IDENTITY)
+            .read_to_end(&mut out)
+            .ok()?;
+        Some(out)
     }
 
     /// The kept headers, minus the encoding (set per response).
