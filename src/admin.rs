@@ -1,7 +1,9 @@
 //! The admin listener: `/metrics` (Prometheus text format), `/healthz` (the process is up),
-//! `/readyz` (listeners are accepting and not shutting down).
+//! `/readyz` (listeners are accepting and not shutting down); on origins,
+//! `/cluster/epoch/{stream}` for peer origins (see [`crate::cluster`]).
 
 use bytes::Bytes;
+use ferrocast_packager::store::Store;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -17,6 +19,7 @@ pub async fn serve(
     listener: TcpListener,
     registry: Registry,
     ready: Arc<AtomicBool>,
+    store: Option<Arc<Store>>,
     shutdown: CancellationToken,
 ) {
     let registry = Arc::new(registry);
@@ -27,10 +30,12 @@ pub async fn serve(
         };
         let registry = registry.clone();
         let ready = ready.clone();
+        let store = store.clone();
         let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let registry = registry.clone();
             let ready = ready.clone();
-            async move { Ok::<_, Infallible>(route(&req, &registry, &ready)) }
+            let store = store.clone();
+            async move { Ok::<_, Infallible>(route(&req, &registry, &ready, store.as_deref())) }
         });
         tokio::spawn(async move {
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -53,7 +58,12 @@ fn route(
     req: &Request<hyper::body::Incoming>,
     registry: &Registry,
     ready: &AtomicBool,
+    store: Option<&Store>,
 ) -> Response<Full<Bytes>> {
+    if let (Some(name), Some(store)) = (req.uri().path().strip_prefix("/cluster/epoch/"), store) {
+        let a = crate::cluster::answer(store, name, req.uri().query());
+        return text(StatusCode::OK, a.to_text(), "text/plain");
+    }
     match req.uri().path() {
         "/metrics" => {
             let mut buf = Vec::new();

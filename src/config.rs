@@ -104,6 +104,18 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Edge role: origins, cache, upstream timeouts.
     pub edge: EdgeConfig,
+    /// Origins fed the same streams (redundant pairs).
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Admin base URLs of the other origins fed the same streams.
+    pub peers: Vec<String>,
+    /// How long a peer may take to answer an epoch question.
+    pub timeout: HumanDuration,
 }
 
 /// `[log]`.
@@ -250,6 +262,23 @@ impl Config {
             );
         }
         self.validate_edge()?;
+        for (i, url) in self.cluster.peers.iter().enumerate() {
+            let u: http::Uri = url
+                .parse()
+                .with_context(|| format!("cluster.peers[{i}]: {url:?} is not a URL"))?;
+            if u.scheme_str() != Some("http")
+                || u.authority().is_none()
+                || !matches!(u.path(), "" | "/")
+            {
+                bail!("cluster.peers[{i}]: {url:?} must be an http://host:port URL (a peer's admin listener)");
+            }
+        }
+        if self.cluster.peers.len() > 16 {
+            bail!("cluster.peers: at most 16 peers");
+        }
+        if self.cluster.timeout.0.is_zero() || self.cluster.timeout.0 > Duration::from_secs(5) {
+            bail!("cluster.timeout: must be between 1ms and 5s");
+        }
         if self.https.cert.is_empty() != self.https.key.is_empty() {
             bail!("https.cert / https.key: give both or neither");
         }

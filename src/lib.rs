@@ -3,6 +3,7 @@
 //! integration tests start the same [`Server`] on ephemeral ports.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 
 use anyhow::{Context, Result};
@@ -115,8 +116,13 @@ impl Server {
                     ..SegmenterConfig::default()
                 },
                 window_segments: cfg.packager.window_segments,
+                agree_epoch: !cfg.cluster.peers.is_empty(),
             };
             let store = Arc::new(Store::new(settings, pm));
+            if !cfg.cluster.peers.is_empty() {
+                let peers = cluster::Peers::new(&cfg.cluster.peers, cfg.cluster.timeout.0);
+                tasks.spawn(peers.run(store.clone(), shutdown.clone()));
+            }
             let rtmp = TcpListener::bind(cfg.rtmp.listen)
                 .await
                 .with_context(|| format!("rtmp.listen: cannot bind {}", cfg.rtmp.listen))?;
@@ -159,6 +165,7 @@ impl Server {
             admin,
             registry,
             ready.clone(),
+            store.clone(),
             shutdown.clone(),
         ));
         ready.store(true, Ordering::Relaxed);

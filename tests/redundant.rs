@@ -1,32 +1,58 @@
-//! Redundant origins (groundwork for interchangeable origins): two origins fed the same input
-//! publish the same media sequence numbers, part lists and byte-identical init segments,
-//! parts and segments. PROGRAM-DATE-TIME still comes from each origin's own clock.
+//! Redundant origins: two origins fed the same input publish the same media playlists
+//! (media sequence numbers, part lists, PROGRAM-DATE-TIME) and byte-identical init segments,
+//! parts and segments, whether they start together or one joins the stream late.
 
 mod common;
 
 use common::*;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-fn without_pdt(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Two origins that list each other as peers.
+fn pair() -> (Node, Node) {
+    let (admin_a, admin_b) = (free_addr(), free_addr());
+    let a = Node::origin_with(admin_a, &[admin_b]);
+    let b = Node::origin_with(admin_b, &[admin_a]);
+    (a, b)
+}
+
+/// Every object a playlist names (segments, parts, init segment).
+fn objects(playlist: &str) -> Vec<String> {
+    let mut uris: Vec<String> = playlist
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    uris.extend(playlist_parts(playlist).0.into_iter().map(|p| p.2));
+    uris.extend(ferrocast_loadgen::playlist::init_uri(playlist).map(str::to_string));
+    uris
+}
+
+/// Fetches `uris` from both origins and asserts they are byte-identical; returns the count.
+async fn same_bytes(a: SocketAddr, b: SocketAddr, stream: &str, uris: &[String]) -> usize {
+    for uri in uris {
+        let oa = get(a, &format!("/live/{stream}/{uri}")).await;
+        let ob = get(b, &format!("/live/{stream}/{uri}")).await;
+        assert_eq!((oa.status, ob.status), (200, 200), "{uri}");
+        assert_eq!(oa.body, ob.body, "{uri} differs between the origins");
+    }
+    uris.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_origins_fed_the_same_input_publish_identical_objects() {
-    let a = Node::origin();
-    let b = Node::origin();
+    let (a, b) = pair();
     let mut pa = Publisher::accepted(a.rtmp.unwrap(), "twin").await;
     let mut pb = Publisher::accepted(b.rtmp.unwrap(), "twin").await;
+    // paced (4× real time) so the first GOP takes as long to arrive as the peers' epoch
+    // agreement may take, as with a live encoder
     tokio::join!(
         async {
-            pa.send_flv(SMALL, None).await;
+            pa.send_flv(SMALL, Some(4.0)).await;
             pa.close().await;
         },
         async {
-            pb.send_flv(SMALL, None).await;
+            pb.send_flv(SMALL, Some(4.0)).await;
             pb.close().await;
         }
     );
@@ -35,25 +61,47 @@ async fn two_origins_fed_the_same_input_publish_identical_objects() {
         let path = format!("/live/twin/{rendition}.m3u8");
         let ta = wait_for_endlist(a.http, &path, Duration::from_secs(20)).await;
         let tb = wait_for_endlist(b.http, &path, Duration::from_secs(20)).await;
-        assert_eq!(
-            without_pdt(&ta),
-            without_pdt(&tb),
-            "{rendition} playlists differ"
-        );
-        let mut uris: Vec<String> = ta
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .map(str::to_string)
-            .collect();
-        uris.extend(playlist_parts(&ta).0.into_iter().map(|p| p.2));
-        uris.extend(ferrocast_loadgen::playlist::init_uri(&ta).map(str::to_string));
-        for uri in uris {
-            let oa = get(a.http, &format!("/live/twin/{uri}")).await;
-            let ob = get(b.http, &format!("/live/twin/{uri}")).await;
-            assert_eq!((oa.status, ob.status), (200, 200), "{uri}");
-            assert_eq!(oa.body, ob.body, "{uri} differs between the origins");
-            compared += 1;
-        }
+        assert!(ta.contains("#EXT-X-PROGRAM-DATE-TIME:"));
+        assert_eq!(ta, tb, "{rendition} playlists differ");
+        compared += same_bytes(a.http, b.http, "twin", &objects(&ta)).await;
     }
     assert!(compared > 40, "only {compared} objects compared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_joining_late_publishes_what_the_first_one_did() {
+    let (a, b) = pair();
+    let mut pa = Publisher::accepted(a.rtmp.unwrap(), "late").await;
+    let feed_a = tokio::spawn(async move {
+        pa.send_flv(SMALL, Some(4.0)).await;
+        pa.close().await;
+    });
+    // B starts once A is serving, and receives the stream from 0.5 s on (mid-GOP, mid
+    // segment): the keyframe at 1 s shares segment 0's bucket, so B's first segment is the
+    // one A cuts at 2 s
+    wait_for_200(a.http, "/live/late/video.m3u8", Duration::from_secs(10)).await;
+    let mut pb = Publisher::accepted(b.rtmp.unwrap(), "late").await;
+    pb.send_flv_from(SMALL, 500, Some(4.0)).await;
+    pb.close().await;
+    feed_a.await.unwrap();
+    let mut compared = 0;
+    for rendition in ["video", "audio"] {
+        let path = format!("/live/late/{rendition}.m3u8");
+        let ta = wait_for_endlist(a.http, &path, Duration::from_secs(20)).await;
+        let tb = wait_for_endlist(b.http, &path, Duration::from_secs(20)).await;
+        assert!(
+            tb.contains("#EXT-X-MEDIA-SEQUENCE:1\n"),
+            "B does not start at segment 1:\n{tb}"
+        );
+        // B lists a suffix of A's segments, with the same PDT, durations, parts and URIs
+        let from = tb
+            .find("#EXT-X-PROGRAM-DATE-TIME")
+            .expect("PDT in B's playlist");
+        assert!(
+            ta.ends_with(&tb[from..]),
+            "{rendition}: B's segments differ from A's\nA:\n{ta}\nB:\n{tb}"
+        );
+        compared += same_bytes(a.http, b.http, "late", &objects(&tb)).await;
+    }
+    assert!(compared > 30, "only {compared} objects compared");
 }

@@ -177,12 +177,23 @@ impl Publisher {
     /// Sends every tag of an FLV file; with `pace`, tag timestamps are followed in real time
     /// (× `speed`).
     pub async fn send_flv(&mut self, path: &str, pace: Option<f64>) {
+        self.send_flv_from(path, 0, pace).await
+    }
+
+    /// Like [`Publisher::send_flv`], but only the tags from `from_ms` on (and the sequence
+    /// headers before them), with their original timestamps: an origin that joins a running
+    /// stream late, as a relay or a restarted encoder output delivers it.
+    pub async fn send_flv_from(&mut self, path: &str, from_ms: u32, pace: Option<f64>) {
         let file = Bytes::from(std::fs::read(path).expect("fixture"));
         let start = Instant::now();
         for tag in read_file(&file).expect("flv") {
+            let sequence_header = tag.kind != FlvTagKind::Script && tag.body.get(1) == Some(&0);
+            if tag.timestamp < from_ms && !sequence_header {
+                continue;
+            }
             if let Some(speed) = pace {
-                let due =
-                    start + Duration::from_secs_f64(f64::from(tag.timestamp) / 1000.0 / speed);
+                let t = f64::from(tag.timestamp.saturating_sub(from_ms));
+                let due = start + Duration::from_secs_f64(t / 1000.0 / speed);
                 tokio::time::sleep_until(due.into()).await;
             }
             let ts = RtmpTimestamp::new(tag.timestamp);
@@ -405,9 +416,16 @@ impl Node {
 
     /// An origin node on loopback ephemeral ports.
     pub fn origin() -> Node {
-        Node::start(
-            "role = \"origin\"\n[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n",
-        )
+        Node::origin_with("127.0.0.1:0".parse().unwrap(), &[])
+    }
+
+    /// An origin whose admin listener is `admin`, with peer origins (their admin addresses).
+    pub fn origin_with(admin: SocketAddr, peers: &[SocketAddr]) -> Node {
+        let peers: Vec<String> = peers.iter().map(|p| format!("\"http://{p}\"")).collect();
+        Node::start(&format!(
+            "role = \"origin\"\n[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"warn\"\n[cluster]\npeers = [{}]\n",
+            peers.join(", ")
+        ))
     }
 
     /// An edge over `origins` (their HTTP and admin addresses), with extra `[edge]` keys.
@@ -519,4 +537,12 @@ pub fn playlist_parts(text: &str) -> (Vec<(u64, u32, String)>, bool) {
         parts.into_iter().map(|p| (p.msn, p.index, p.uri)).collect(),
         ended,
     )
+}
+
+/// A loopback address nothing listens on right now (for configs that must name each other
+/// before either node starts).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
 }

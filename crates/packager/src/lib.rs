@@ -3,6 +3,7 @@
 //!
 //! Layers, bottom up (all but [`store`] are pure and synchronous):
 //! - [`cmaf`]: init segments and fragment headers (box writer).
+//! - [`epoch`]: the PROGRAM-DATE-TIME epoch and how origins agree on it.
 //! - [`segmenter`]: where parts and segments begin and end (a function of timestamps).
 //! - [`playlist`]: LL-HLS media and multivariant playlist rendering (text, once per change).
 //! - [`blocking`]: the blocking playlist reload decision table (RFC 8216bis §6.2.5.2).
@@ -14,6 +15,7 @@
 
 pub mod blocking;
 pub mod cmaf;
+pub mod epoch;
 pub mod gzip;
 pub mod metrics;
 pub mod model;

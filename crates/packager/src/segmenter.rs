@@ -14,7 +14,12 @@
 //!    `⌊(dts + fd/2) / W⌋` is larger than that of the current segment's start. The first
 //!    segment's media sequence number is `⌊(dts + fd/2) / W⌋`; every later one is the previous
 //!    plus one. With a constant GOP every bucket holds a keyframe, so a segment is at most
-//!    `⌈T/g⌉·g` long.
+//!    `⌈T/g⌉·g` long. The first segment of a session (unless it resumes an earlier one) starts
+//!    only on a keyframe that opens its bucket (`⌊(dts − g + fd/2) / W⌋` is smaller): that is
+//!    where an origin that received the stream from its beginning cut, so an origin that joins
+//!    late publishes the same segments from there on (giving up after one bucket of media, for
+//!    irregular GOPs). A stream whose timestamps start at 0 loses nothing to this; one whose
+//!    first keyframe falls mid-bucket starts at the next bucket.
 //! 3. **TARGETDURATION** = that maximum rounded to the nearest second (≥ 1, ≤
 //!    `max_target_duration`); it never changes for the life of the stream. If the encoder's GOP
 //!    later grows so that the next part would push a segment past `TARGETDURATION + 0.5 s`, the
@@ -66,6 +71,10 @@ pub struct SegmenterConfig {
     pub fixed_target_duration: Option<u32>,
     /// The first segment's media sequence number is at least this (resumed streams).
     pub min_msn: u64,
+    /// Start the first segment only on a keyframe that opens a bucket (rule 2), so that an
+    /// origin that starts receiving a stream late cuts exactly where one that saw it from the
+    /// beginning does. Off for a resumed session (its timeline continues the previous one).
+    pub align_start: bool,
 }
 
 impl Default for SegmenterConfig {
@@ -76,6 +85,7 @@ impl Default for SegmenterConfig {
             max_target_duration_ms: 10_000,
             fixed_target_duration: None,
             min_msn: 0,
+            align_start: true,
         }
     }
 }
@@ -188,6 +198,8 @@ struct Seg {
 
 #[derive(Debug, Clone, Copy)]
 struct Ticks {
+    /// GOP duration measured by the probe.
+    gop: i64,
     fd: i64,
     half_fd: i64,
     part: i64,
@@ -216,6 +228,8 @@ struct Running {
     end: Option<i64>,
     last_dts: i64,
     min_msn: u64,
+    /// Waiting for a bucket-opening keyframe since this keyframe (see `align_start`).
+    align_from: Option<Option<i64>>,
     follower: Option<Follower>,
 }
 
@@ -395,6 +409,7 @@ impl Segmenter {
         let seg_limit = i64::from(td) * i64::from(ts) + i64::from(ts) / 2;
         self.run = Some(Running {
             t: Ticks {
+                gop: g,
                 fd,
                 half_fd,
                 part,
@@ -406,6 +421,7 @@ impl Segmenter {
             end: None,
             last_dts: i64::MIN,
             min_msn: self.cfg.min_msn,
+            align_from: self.cfg.align_start.then_some(None),
             follower: self.follower_ts.map(|fts| Follower {
                 track: TrackKind::Audio,
                 ts: fts,
@@ -464,6 +480,17 @@ impl Running {
             None => {
                 if !u.keyframe {
                     return;
+                }
+                if let Some(since) = self.align_from {
+                    // the first keyframe of a bucket (the one the GOP before it does not share
+                    // its bucket with) is where an origin that saw the stream from its start
+                    // cuts too; an irregular GOP gives up waiting after one bucket of media
+                    let since = since.unwrap_or(d);
+                    if bucket(d) == bucket(d - t.gop) && d - since < t.bucket {
+                        self.align_from = Some(Some(since));
+                        return;
+                    }
+                    self.align_from = None;
                 }
                 let msn = (bucket(d).max(0) as u64).max(self.min_msn);
                 self.start_segment(msn, d);

@@ -12,6 +12,7 @@ pub struct Store {
     streams: RwLock<HashMap<String, Arc<Stream>>>,
     settings: StreamSettings,
     metrics: PackagerMetrics,
+    created: tokio::sync::broadcast::Sender<Arc<Stream>>,
 }
 
 impl Store {
@@ -21,7 +22,14 @@ impl Store {
             streams: RwLock::new(HashMap::new()),
             settings,
             metrics,
+            created: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Every stream created from now on (a receiver that falls more than 256 streams behind
+    /// misses some and is told so).
+    pub fn created(&self) -> tokio::sync::broadcast::Receiver<Arc<Stream>> {
+        self.created.subscribe()
     }
 
     /// Settings applied to new streams.
@@ -52,6 +60,7 @@ impl Store {
             Some(old) => fresh.continue_after(&old),
             None => self.metrics.active_streams.inc(),
         }
+        let _ = self.created.send(fresh.clone());
         fresh
     }
 

@@ -8,6 +8,7 @@
 
 use crate::blocking::Position;
 use crate::cmaf::{fragment_header, init_segment, TrackConfig};
+use crate::epoch::{Epoch, EpochAnswer};
 use crate::metrics::PackagerMetrics;
 use crate::model::{OpenSegment, Part, Segment};
 use crate::playlist::{MediaPlaylist, Multivariant};
@@ -33,6 +34,9 @@ pub struct StreamSettings {
     pub segmenter: SegmenterConfig,
     /// Complete segments listed in a media playlist.
     pub window_segments: usize,
+    /// Peer origins exist: the PDT epoch is agreed with them ([`crate::epoch`]) rather than
+    /// taken from this origin's clock alone.
+    pub agree_epoch: bool,
 }
 
 impl Default for StreamSettings {
@@ -40,6 +44,7 @@ impl Default for StreamSettings {
         Self {
             segmenter: SegmenterConfig::default(),
             window_segments: 10,
+            agree_epoch: false,
         }
     }
 }
@@ -196,6 +201,8 @@ pub struct Stream {
     video: watch::Sender<Option<Arc<RenditionView>>>,
     audio: watch::Sender<Option<Arc<RenditionView>>>,
     multivariant: watch::Sender<Option<Arc<Rendered>>>,
+    /// Bumped when a session proposes an epoch that peers must agree on.
+    epoch_proposed: watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -208,7 +215,7 @@ struct Inner {
     generation: u64,
     ended: bool,
     renditions: Vec<Rendition>,
-    epoch: Option<(i64, i64)>,
+    epoch: Epoch,
     /// Wall clock of the latest unit (Unix µs): when its parts became servable.
     wall_us: i64,
     offset90: i64,
@@ -263,7 +270,7 @@ impl Stream {
                 generation: 0,
                 ended: false,
                 renditions: Vec::new(),
-                epoch: None,
+                epoch: Epoch::default(),
                 wall_us: 0,
                 offset90: 0,
                 need_offset: false,
@@ -278,6 +285,7 @@ impl Stream {
             video: watch::channel(None).0,
             audio: watch::channel(None).0,
             multivariant: watch::channel(None).0,
+            epoch_proposed: watch::channel(0).0,
         }
     }
 
@@ -377,6 +385,7 @@ impl Stream {
             cfg.fixed_target_duration = Some(t.target_duration);
         }
         cfg.min_msn = g.next_msn;
+        cfg.align_start = !resume;
         let has_video = g.renditions.iter().any(|r| r.kind == TrackKind::Video);
         let audio_rate = g
             .renditions
@@ -386,7 +395,7 @@ impl Stream {
         g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
         g.probing = true;
         g.ended = false;
-        g.epoch = None;
+        g.epoch = Epoch::default();
         Ok(())
     }
 
@@ -415,8 +424,14 @@ impl Stream {
             g.need_offset = false;
         }
         unit.dts += rescale(g.offset90, VIDEO_TIMESCALE, ts);
-        if g.epoch.is_none() {
-            g.epoch = Some((t90(&unit), wall_ms));
+        if g.epoch.pending().is_none() && g.epoch.committed().is_none() {
+            g.epoch
+                .propose(wall_ms - rescale(t90(&unit), VIDEO_TIMESCALE, 1000));
+            if g.settings.agree_epoch {
+                self.epoch_proposed.send_modify(|n| *n += 1);
+            } else {
+                g.epoch.commit(&[]);
+            }
         }
         g.wall_us = wall_us;
         let slot = |k: TrackKind| usize::from(k == TrackKind::Audio);
@@ -510,6 +525,32 @@ impl Stream {
         }
     }
 
+    /// Changes whenever a publish session proposes an epoch to agree on with peers (then
+    /// see [`Stream::epoch_pending`]).
+    pub fn epoch_proposals(&self) -> watch::Receiver<u64> {
+        self.epoch_proposed.subscribe()
+    }
+
+    /// This session's epoch proposal, while it is not committed.
+    pub fn epoch_pending(&self) -> Option<i64> {
+        self.inner.lock().epoch.pending()
+    }
+
+    /// Answers a peer origin asking about this stream's epoch (see [`crate::epoch`]). A stream
+    /// without a live publisher answers `Unknown`: its epoch belongs to a past session.
+    pub fn epoch_answer(&self, peer_proposal: Option<i64>) -> EpochAnswer {
+        let mut g = self.inner.lock();
+        if !g.publishing || g.ended {
+            return EpochAnswer::Unknown;
+        }
+        g.epoch.answer(peer_proposal)
+    }
+
+    /// Commits this session's epoch from the peers' answers; returns it.
+    pub fn commit_epoch(&self, answers: &[EpochAnswer]) -> Option<i64> {
+        self.inner.lock().epoch.commit(answers)
+    }
+
     /// The current multivariant playlist, once the stream has parts.
     pub fn multivariant(&self) -> Option<Arc<Rendered>> {
         self.multivariant.borrow().clone()
@@ -556,7 +597,14 @@ impl Stream {
     }
 
     fn add_part(&self, g: &mut Inner, p: ClosedPart) {
-        let epoch = g.epoch.unwrap_or((0, 0));
+        let epoch = match g.epoch.committed() {
+            Some(e) => e,
+            None => {
+                tracing::warn!(stream = %self.name,
+                    "peers did not answer before the first part: PROGRAM-DATE-TIME from this origin's clock");
+                g.epoch.commit(&[]).unwrap_or(0)
+            }
+        };
         let gen = g.init_gen;
         let Some(r) = g.renditions.iter_mut().find(|r| r.kind == p.track) else {
             return;
@@ -589,7 +637,7 @@ impl Stream {
             let start90 = rescale(p.start, r.timescale, VIDEO_TIMESCALE);
             r.open = Some(OpenSegment {
                 msn: p.msn,
-                pdt_ms: epoch.1 + rescale(start90 - epoch.0, VIDEO_TIMESCALE, 1000),
+                pdt_ms: epoch + rescale(start90, VIDEO_TIMESCALE, 1000),
                 discontinuity: std::mem::take(&mut r.discontinuity_pending),
                 init_gen: gen,
                 parts: Vec::new(),

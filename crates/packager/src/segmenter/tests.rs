@@ -192,22 +192,39 @@ fn parts_close_on_their_last_frame() {
 fn deterministic_across_late_start() {
     let cfg = SegmenterConfig::default();
     let a = run(cfg, input(0, 12_000, 30.0, 30, true), true, true);
-    let b = run(cfg, input(3_500, 12_000, 30.0, 30, true), true, true);
-    assert_eq!(timing(&a), timing(&b));
-    let key = |ev: &[Event], tr| {
-        parts(ev, tr)
-            .iter()
-            .map(|p| (p.msn, p.index, p.start, p.duration, p.samples.len()))
-            .collect::<Vec<_>>()
-    };
-    for tr in [TrackKind::Video, TrackKind::Audio] {
-        let pa = key(&a, tr);
-        let pb = key(&b, tr);
-        // B starts with the first segment boundary after 3.5 s (msn 2 at 4 s)
-        assert_eq!(pb.first().map(|p| (p.0, p.1)), Some((2, 0)));
-        let common: Vec<_> = pa.iter().filter(|p| p.0 >= 2 && p.0 < 5).cloned().collect();
-        assert_eq!(&pb[..common.len()], &common[..], "{tr:?}");
+    // B joins mid-bucket: its first keyframes (3 s, 5 s) do not open a 2 s bucket, so it waits
+    // for the next one that does rather than cutting a short segment A never made
+    for (late_ms, first_msn) in [(2_500, 2u64), (3_500, 2), (4_900, 3)] {
+        let b = run(cfg, input(late_ms, 12_000, 30.0, 30, true), true, true);
+        assert_eq!(timing(&a), timing(&b));
+        for tr in [TrackKind::Video, TrackKind::Audio] {
+            let pa = parts(&a, tr);
+            let pb = parts(&b, tr);
+            assert_eq!(pb.first().map(|p| (p.msn, p.index)), Some((first_msn, 0)));
+            // every part B makes (samples, times, flags) is the one A made, up to the end
+            // of the input where both flush
+            let common: Vec<_> = pa
+                .iter()
+                .filter(|p| p.msn >= first_msn && p.msn < 5)
+                .collect();
+            assert!(common.len() >= 10);
+            for (x, y) in common.iter().zip(&pb) {
+                assert_eq!(x, &y, "{tr:?} from {late_ms} ms");
+            }
+        }
     }
+}
+
+#[test]
+fn resumed_session_starts_on_its_first_keyframe() {
+    let cfg = SegmenterConfig {
+        align_start: false,
+        min_msn: 7,
+        ..SegmenterConfig::default()
+    };
+    let b = run(cfg, input(2_500, 8_000, 30.0, 30, true), true, true);
+    let first = parts(&b, TrackKind::Video)[0];
+    assert_eq!((first.msn, first.index, first.start), (7, 0, 3_000 * 90));
 }
 
 #[test]
@@ -343,10 +360,20 @@ fn non_keyframe_start_is_dropped_until_keyframe() {
         .into_iter()
         .skip(5)
         .collect();
-    let ev = run(SegmenterConfig::default(), units, true, false);
+    let unaligned = SegmenterConfig {
+        align_start: false,
+        ..SegmenterConfig::default()
+    };
+    let ev = run(unaligned, units.clone(), true, false);
     let p = parts(&ev, TrackKind::Video);
     assert_eq!((p[0].msn, p[0].index), (0, 0));
     assert_eq!(p[0].start, 90_000); // the keyframe at 1 s: bucket 0
+    assert!(p[0].samples[0].keyframe);
+    // aligned (a first session): the keyframe at 1 s shares bucket 0 with the GOP before it,
+    // which another origin may have had, so the stream starts at the bucket edge (2 s)
+    let ev = run(SegmenterConfig::default(), units, true, false);
+    let p = parts(&ev, TrackKind::Video);
+    assert_eq!((p[0].msn, p[0].index, p[0].start), (1, 0, 180_000));
     assert!(p[0].samples[0].keyframe);
 }
 
