@@ -499,6 +499,11 @@ async fn load_generator_viewers_over_http1_http2_and_http3() {
         assert_eq!(report.error_total(), 0, "{http:?}: {:?}", report.errors);
         // 10 viewers × 2 renditions × ~5 parts/s over ~2.5 s
         assert!(report.parts >= 100, "{http:?}: {} parts", report.parts);
+        assert_eq!(
+            (report.gaps, report.repeats, report.timeline_breaks),
+            (0, 0, 0),
+            "{http:?}: every viewer takes every part once, in order, on one timeline"
+        );
         assert!(
             report.delay_ms[2].is_finite() && report.delay_ms[2] < 2000.0,
             "{http:?}"

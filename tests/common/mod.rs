@@ -210,6 +210,25 @@ impl Publisher {
         self.socket.flush().await.expect("flush");
     }
 
+    /// Sends one FLV tag's body as an RTMP audio or video message.
+    pub async fn send_tag(
+        &mut self,
+        kind: FlvTagKind,
+        body: Bytes,
+        ts: u32,
+    ) -> std::io::Result<()> {
+        let ts = RtmpTimestamp::new(ts);
+        let r = match kind {
+            FlvTagKind::Video => self.session.publish_video_data(body, ts, false),
+            FlvTagKind::Audio => self.session.publish_audio_data(body, ts, false),
+            FlvTagKind::Script => return Ok(()),
+        };
+        if let Ok(ClientSessionResult::OutboundResponse(p)) = r {
+            self.socket.write_all(&p.bytes).await?;
+        }
+        Ok(())
+    }
+
     /// Sends raw bytes as a video message (hostile input tests).
     pub async fn send_video(&mut self, body: Bytes, ts: u32) -> std::io::Result<()> {
         if let Ok(ClientSessionResult::OutboundResponse(p)) =
@@ -529,12 +548,17 @@ pub fn decoded(r: &HttpResponse) -> String {
     }
 }
 
-/// The parts of an LL-HLS media playlist in order: (msn, part index, URI); and whether it ends.
-/// (The load generator's parser: one reading of playlists for tests and load runs.)
+/// The media parts (not GAP) of an LL-HLS media playlist in order: (msn, part index, URI);
+/// and whether it ends. (The load generator's parser: one reading of playlists for tests and
+/// load runs.)
 pub fn playlist_parts(text: &str) -> (Vec<(u64, u32, String)>, bool) {
     let (parts, ended) = ferrocast_loadgen::playlist::parts(text);
     (
-        parts.into_iter().map(|p| (p.msn, p.index, p.uri)).collect(),
+        parts
+            .into_iter()
+            .filter(|p| !p.gap)
+            .map(|p| (p.msn, p.index, p.uri))
+            .collect(),
         ended,
     )
 }
@@ -545,4 +569,116 @@ pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("ephemeral port")
+}
+
+/// The audio and video tags of `path` played `loops` times back to back as one continuous
+/// stream: each loop's timestamps are shifted by `period_ms` (the fixture's video length), its
+/// sequence headers are sent once, and audio frames that would overlap the next loop are left
+/// out. (tag kind, body, timestamp in ms)
+pub fn looped_tags(path: &str, loops: u32, period_ms: u32) -> Vec<(FlvTagKind, Bytes, u32)> {
+    let file = Bytes::from(std::fs::read(path).expect("fixture"));
+    let tags = read_file(&file).expect("flv");
+    let mut out = Vec::new();
+    for l in 0..loops {
+        for t in &tags {
+            let sequence_header = t.body.get(1) == Some(&0);
+            let overlaps = t.kind == FlvTagKind::Audio && t.timestamp + 22 > period_ms;
+            if t.kind == FlvTagKind::Script || (l > 0 && sequence_header) || overlaps {
+                continue;
+            }
+            out.push((t.kind, t.body.clone(), t.timestamp + l * period_ms));
+        }
+    }
+    out
+}
+
+/// A ferrocast server in its own process (the binary under test), for tests that kill it.
+pub struct Process {
+    child: std::process::Child,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Process {
+    /// An origin with HTTPS off, its admin on `admin`, agreeing with `peers` (admin addresses).
+    pub async fn origin(admin: SocketAddr, peers: &[SocketAddr]) -> Process {
+        let (rtmp, http) = (free_addr(), free_addr());
+        let peers: Vec<String> = peers.iter().map(|p| format!("\"http://{p}\"")).collect();
+        let config = format!(
+            "role = \"origin\"\n[rtmp]\nlisten = \"{rtmp}\"\n[http]\nlisten = \"{http}\"\n[https]\nenabled = false\n[admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"info\"\n[cluster]\npeers = [{}]\n",
+            peers.join(", ")
+        );
+        let dir = std::env::temp_dir();
+        let stem = format!("ferrocast-test-{}-{}", std::process::id(), admin.port());
+        let (cfg, log) = (
+            dir.join(format!("{stem}.toml")),
+            dir.join(format!("{stem}.log")),
+        );
+        std::fs::write(&cfg, config).expect("write config");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrocast"))
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start ferrocast");
+        let p = Process {
+            child,
+            rtmp,
+            http,
+            admin,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(1), async {
+                let s = TcpStream::connect(admin).await?;
+                let (mut tx, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+                        .await
+                        .map_err(std::io::Error::other)?;
+                tokio::spawn(conn);
+                let req = http::Request::get("/readyz")
+                    .header("host", "x")
+                    .body(http_body_util::Empty::<Bytes>::new())
+                    .unwrap();
+                tx.send_request(req).await.map_err(std::io::Error::other)
+            })
+            .await
+            {
+                if r.status() == 200 {
+                    return p;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "origin did not become ready:\n{}",
+                p.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, sockets reset by the kernel.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The last lines the process logged.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(self.log.with_extension("toml"));
+    }
 }

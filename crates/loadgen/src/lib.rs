@@ -9,6 +9,7 @@
 //! viewer count and duration are bounded.
 
 pub mod client;
+pub mod fragment;
 pub mod playlist;
 
 use anyhow::{bail, Context, Result};
@@ -68,6 +69,44 @@ struct Stats {
     errors: Mutex<BTreeMap<String, u64>>,
     delays_us: Mutex<Vec<u32>>,
     viewers_started: AtomicU64,
+    gaps: AtomicU64,
+    repeats: AtomicU64,
+    timeline_breaks: AtomicU64,
+}
+
+/// Where one viewer is in one rendition: the last part it took and where that part's media
+/// ends, to count parts skipped or taken twice and breaks in the decode timeline.
+struct Continuity {
+    last: Option<(u64, u32)>,
+    end: Option<u64>,
+    check_timeline: bool,
+}
+
+impl Continuity {
+    /// The viewer takes part `id` next (`listed`: the playlist it came from).
+    fn take(&mut self, stats: &Stats, id: (u64, u32), listed: &[playlist::PartRef]) {
+        if let Some(l) = self.last {
+            let next_in_segment = (l.0, l.1 + 1);
+            let segment_ended = !listed.iter().any(|p| (p.msn, p.index) == next_in_segment);
+            if id <= l {
+                stats.repeats.fetch_add(1, Ordering::Relaxed);
+            } else if id != next_in_segment && !(id == (l.0 + 1, 0) && segment_ended) {
+                stats.gaps.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.last = Some(id);
+    }
+
+    /// The media of the part just taken (`None` for a GAP part).
+    fn media(&mut self, stats: &Stats, body: Option<&[u8]>) {
+        let span = body.and_then(fragment::span);
+        if let (Some((base, _)), Some(end), true) = (span, self.end, self.check_timeline) {
+            if base != end {
+                stats.timeline_breaks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.end = span.map(|(base, duration)| base + duration);
+    }
 }
 
 impl Stats {
@@ -120,10 +159,16 @@ async fn follow(
 ) {
     let mut delays = Vec::new();
     let mut dec = TextDecoder::default();
+    // video decode times are exact multiples of the frame duration, part after part
+    let mut at = Continuity {
+        last: None,
+        end: None,
+        check_timeline: rendition == "video",
+    };
     while Instant::now() < run.stop_at {
         let r = tokio::time::timeout_at(
             run.stop_at.into(),
-            follow_once(&run, &mut conn, &rendition, &mut delays, &mut dec),
+            follow_once(&run, &mut conn, &rendition, &mut delays, &mut dec, &mut at),
         )
         .await;
         match r {
@@ -147,6 +192,7 @@ async fn follow_once(
     rendition: &str,
     delays: &mut Vec<u32>,
     dec: &mut TextDecoder,
+    at: &mut Continuity,
 ) -> Result<()> {
     let playlist = format!("{}/{rendition}.m3u8", run.base);
     let r = get(run, conn, &playlist).await?;
@@ -162,16 +208,36 @@ async fn follow_once(
     } else {
         ""
     };
-    let (parts, mut ended) = playlist::parts(&body);
-    let Some(first) = parts.last().cloned() else {
-        bail!("playlist has no parts");
+    let (mut listed, mut ended) = playlist::parts(&body);
+    // start at the newest part; after an error, go on after the last part taken (as players
+    // keep their position when a request fails)
+    let mut pending: Vec<playlist::PartRef> = match at.last {
+        Some(l) => listed
+            .iter()
+            .filter(|p| (p.msn, p.index) > l)
+            .cloned()
+            .collect(),
+        None => listed
+            .iter()
+            .rev()
+            .find(|p| !p.gap)
+            .cloned()
+            .into_iter()
+            .collect(),
     };
-    let mut last = (first.msn, first.index);
-    let mut pending = vec![first];
+    if at.last.is_none() && pending.is_empty() {
+        bail!("playlist has no parts");
+    }
     loop {
-        for p in pending.drain(..) {
+        for p in std::mem::take(&mut pending) {
+            at.take(&run.stats, (p.msn, p.index), &listed);
+            if p.gap {
+                at.media(&run.stats, None);
+                continue;
+            }
             let r = get(run, conn, &format!("{}/{}", run.base, p.uri)).await?;
             ok(&r, "part")?;
+            at.media(&run.stats, Some(&r.body));
             if Instant::now() >= run.measure_from {
                 run.stats.parts.fetch_add(1, Ordering::Relaxed);
                 if let Some(published) = r.published_us {
@@ -183,6 +249,9 @@ async fn follow_once(
         if ended {
             return Ok(());
         }
+        let Some(last) = at.last else {
+            bail!("playlist has no parts");
+        };
         let target = format!(
             "{playlist}?_HLS_msn={}&_HLS_part={}{skip}",
             last.0,
@@ -190,15 +259,12 @@ async fn follow_once(
         );
         let r = get(run, conn, &target).await?;
         ok(&r, "blocking reload")?;
-        let (parts, e) = playlist::parts(dec.text(&r)?);
-        ended = e;
-        pending = parts
-            .into_iter()
+        (listed, ended) = playlist::parts(dec.text(&r)?);
+        pending = listed
+            .iter()
             .filter(|p| (p.msn, p.index) > last)
+            .cloned()
             .collect();
-        if let Some(p) = pending.last() {
-            last = (p.msn, p.index);
-        }
     }
 }
 
@@ -347,6 +413,14 @@ pub struct Report {
     pub bytes: u64,
     /// Errors by kind (whole run).
     pub errors: BTreeMap<String, u64>,
+    /// Parts a viewer skipped: the next part it took was not the one after its last (whole
+    /// run).
+    pub gaps: u64,
+    /// Parts a viewer took again, or out of order (whole run).
+    pub repeats: u64,
+    /// Video parts whose decode time does not start where the previous part's ended (whole
+    /// run).
+    pub timeline_breaks: u64,
 }
 
 impl Report {
@@ -368,11 +442,14 @@ impl Report {
                 .map(|(k, v)| format!("{:?}:{v}", k))
                 .collect();
             println!(
-                "{{\"viewers\":{},\"connected\":{started},\"http\":\"{proto}\",\"measured_s\":{secs:.1},\"parts\":{parts},\"delay_ms\":{{\"p50\":{p50:.1},\"p90\":{p90:.1},\"p99\":{p99:.1},\"max\":{max:.1}}},\"requests_per_s\":{:.0},\"bytes_per_s\":{:.0},\"errors\":{error_total},\"error_kinds\":{{{}}}}}",
+                "{{\"viewers\":{},\"connected\":{started},\"http\":\"{proto}\",\"measured_s\":{secs:.1},\"parts\":{parts},\"delay_ms\":{{\"p50\":{p50:.1},\"p90\":{p90:.1},\"p99\":{p99:.1},\"max\":{max:.1}}},\"requests_per_s\":{:.0},\"bytes_per_s\":{:.0},\"errors\":{error_total},\"error_kinds\":{{{}}},\"gaps\":{},\"repeats\":{},\"timeline_breaks\":{}}}",
                 self.viewers,
                 requests as f64 / secs,
                 bytes as f64 / secs,
-                errs.join(",")
+                errs.join(","),
+                self.gaps,
+                self.repeats,
+                self.timeline_breaks
             );
             return;
         }
@@ -388,6 +465,10 @@ impl Report {
             "requests            {requests} ({:.0}/s), {:.1} MB/s",
             requests as f64 / secs,
             bytes as f64 / secs / 1e6
+        );
+        println!(
+            "continuity          {} parts skipped, {} repeated, {} video timeline breaks",
+            self.gaps, self.repeats, self.timeline_breaks
         );
         println!("errors              {error_total}");
         for (k, v) in self.errors.iter().take(10) {
@@ -465,5 +546,8 @@ fn report(args: &Args, run: &Run, elapsed: Duration) -> Report {
         requests: s.requests.load(Ordering::Relaxed),
         bytes: s.bytes.load(Ordering::Relaxed),
         errors: s.errors.lock().unwrap().clone(),
+        gaps: s.gaps.load(Ordering::Relaxed),
+        repeats: s.repeats.load(Ordering::Relaxed),
+        timeline_breaks: s.timeline_breaks.load(Ordering::Relaxed),
     }
 }

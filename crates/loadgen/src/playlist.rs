@@ -9,9 +9,11 @@ pub struct PartRef {
     pub index: u32,
     /// URI relative to the playlist.
     pub uri: String,
+    /// `GAP=YES`: listed, but there is nothing to fetch.
+    pub gap: bool,
 }
 
-/// Parts listed in `text` (GAP parts skipped) and whether the playlist has ENDLIST.
+/// Parts listed in `text` (GAP parts included, flagged) and whether the playlist has ENDLIST.
 pub fn parts(text: &str) -> (Vec<PartRef>, bool) {
     let mut msn: u64 = 0;
     let mut index = 0u32;
@@ -26,11 +28,12 @@ pub fn parts(text: &str) -> (Vec<PartRef>, bool) {
                 .split("URI=\"")
                 .nth(1)
                 .and_then(|r| r.split('"').next());
-            if let (Some(uri), false) = (uri, line.contains("GAP=YES")) {
+            if let Some(uri) = uri {
                 out.push(PartRef {
                     msn,
                     index,
                     uri: uri.to_string(),
+                    gap: line.contains("GAP=YES"),
                 });
             }
             index += 1;
@@ -62,9 +65,12 @@ mod tests {
         let text = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:5\n#EXT-X-MAP:URI=\"video_init0.mp4\"\n#EXTINF:2.0,\nvideo_5.m4s\n#EXT-X-PART:DURATION=0.2,URI=\"video_6.0.m4s\"\n#EXT-X-PART:DURATION=0.2,URI=\"video_6.1.m4s\",GAP=YES\n#EXT-X-PART:DURATION=0.2,URI=\"video_6.2.m4s\"\n#EXTINF:2.0,\nvideo_6.m4s\n#EXT-X-PART:DURATION=0.2,URI=\"video_7.0.m4s\"\n";
         let (p, ended) = parts(text);
         assert!(!ended);
-        let ids: Vec<_> = p.iter().map(|p| (p.msn, p.index)).collect();
-        assert_eq!(ids, vec![(6, 0), (6, 2), (7, 0)]);
-        assert_eq!(p[2].uri, "video_7.0.m4s");
+        let ids: Vec<_> = p.iter().map(|p| (p.msn, p.index, p.gap)).collect();
+        assert_eq!(
+            ids,
+            vec![(6, 0, false), (6, 1, true), (6, 2, false), (7, 0, false)]
+        );
+        assert_eq!(p[3].uri, "video_7.0.m4s");
         assert_eq!(init_uri(text), Some("video_init0.mp4"));
     }
 }
