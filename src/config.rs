@@ -106,6 +106,26 @@ pub struct Config {
     pub edge: EdgeConfig,
     /// Origins fed the same streams (redundant pairs).
     pub cluster: ClusterConfig,
+    /// Pushing published streams on to other origins.
+    pub relay: RelayConfig,
+}
+
+/// `[relay]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// `rtmp://host:port/app` of each origin to push to.
+    pub targets: Vec<String>,
+    /// Streams to relay (empty: all).
+    pub streams: Vec<String>,
+    /// Messages queued per target before dropping to the next keyframe.
+    pub queue: usize,
+    /// First reconnect delay (doubles).
+    pub backoff_min: HumanDuration,
+    /// Longest reconnect delay.
+    pub backoff_max: HumanDuration,
+    /// Connect, handshake and publish timeout.
+    pub connect_timeout: HumanDuration,
 }
 
 /// `[cluster]`.
@@ -272,6 +292,23 @@ impl Config {
             {
                 bail!("cluster.peers[{i}]: {url:?} must be an http://host:port URL (a peer's admin listener)");
             }
+        }
+        for (i, t) in self.relay.targets.iter().enumerate() {
+            ferrocast_ingest::relay::RelayTarget::parse(t)
+                .with_context(|| format!("relay.targets[{i}]"))?;
+        }
+        if self.relay.targets.len() > 16 {
+            bail!("relay.targets: at most 16 targets");
+        }
+        if !(16..=65_536).contains(&self.relay.queue) {
+            bail!("relay.queue: must be between 16 and 65536 messages");
+        }
+        let r = &self.relay;
+        if r.backoff_min.0.is_zero()
+            || r.backoff_max.0 < r.backoff_min.0
+            || r.connect_timeout.0.is_zero()
+        {
+            bail!("relay.backoff_min / backoff_max / connect_timeout: must be > 0, with backoff_max ≥ backoff_min");
         }
         if self.cluster.peers.len() > 16 {
             bail!("cluster.peers: at most 16 peers");

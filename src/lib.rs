@@ -15,6 +15,7 @@ use ferrocast_edge::service::{Handler, Service};
 use ferrocast_edge::tls::Identity;
 use ferrocast_edge::upstream::{OriginSpec, Upstream, UpstreamConfig};
 use ferrocast_ingest::metrics::IngestMetrics;
+use ferrocast_ingest::relay::{Relay, RelaySettings, RelayTarget};
 use ferrocast_ingest::rtmp::server::{RtmpServer, RtmpSettings};
 use ferrocast_packager::metrics::PackagerMetrics;
 use ferrocast_packager::segmenter::SegmenterConfig;
@@ -140,7 +141,8 @@ impl Server {
                     workers: cfg.rtmp.workers,
                 },
                 store.clone(),
-                im,
+                im.clone(),
+                relay(&cfg, im)?,
             );
             tasks.spawn(rtmp_server.serve(rtmp, shutdown.clone()));
             let origin = Origin::new(store.clone(), hm.clone());
@@ -191,6 +193,30 @@ impl Server {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The relay of `[relay]`, when it has targets.
+fn relay(cfg: &Config, metrics: IngestMetrics) -> Result<Option<Relay>> {
+    let r = &cfg.relay;
+    if r.targets.is_empty() {
+        return Ok(None);
+    }
+    let targets = r
+        .targets
+        .iter()
+        .map(|t| RelayTarget::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Relay::new(
+        RelaySettings {
+            targets,
+            streams: r.streams.clone(),
+            queue: r.queue,
+            backoff_min: r.backoff_min.0,
+            backoff_max: r.backoff_max.0,
+            connect_timeout: r.connect_timeout.0,
+        },
+        metrics,
+    )))
 }
 
 /// Binds HTTPS (TCP) and HTTP/3 (UDP, same port) and starts serving them.

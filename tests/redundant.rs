@@ -8,12 +8,30 @@ use common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+const ANY: &str = "127.0.0.1:0";
+
 /// Two origins that list each other as peers.
 fn pair() -> (Node, Node) {
     let (admin_a, admin_b) = (free_addr(), free_addr());
-    let a = Node::origin_with(admin_a, &[admin_b]);
-    let b = Node::origin_with(admin_b, &[admin_a]);
+    let any = ANY.parse().unwrap();
+    let a = Node::origin_with(any, admin_a, &[admin_b], "");
+    let b = Node::origin_with(any, admin_b, &[admin_a], "");
     (a, b)
+}
+
+/// Origin B, and origin A relaying every stream to B's RTMP address `b_rtmp` (B listens there
+/// only once `start_b` is called).
+fn relay_pair(b_rtmp: SocketAddr) -> (Node, impl FnOnce() -> Node) {
+    let (admin_a, admin_b) = (free_addr(), free_addr());
+    let any = ANY.parse().unwrap();
+    let a = Node::origin_with(
+        any,
+        admin_a,
+        &[admin_b],
+        &format!("[relay]\ntargets = [\"rtmp://{b_rtmp}/live\"]\nbackoff_min = \"100ms\"\nbackoff_max = \"400ms\"\n"),
+    );
+    let start_b = move || Node::origin_with(b_rtmp, admin_b, &[admin_a], "");
+    (a, start_b)
 }
 
 /// Every object a playlist names (segments, parts, init segment).
@@ -39,6 +57,35 @@ async fn same_bytes(a: SocketAddr, b: SocketAddr, stream: &str, uris: &[String])
     uris.len()
 }
 
+/// Waits for both origins to end `stream`, then checks each rendition: B's playlist is A's
+/// (`Whole`) or the tail of it from B's first segment on (`Suffix`: same PDT, durations, parts,
+/// URIs), and every object B lists is byte-identical on A. Returns the objects compared and
+/// B's playlists.
+async fn compare(a: &Node, b: &Node, stream: &str, suffix: bool) -> (usize, Vec<String>) {
+    let mut compared = 0;
+    let mut b_playlists = Vec::new();
+    for rendition in ["video", "audio"] {
+        let path = format!("/live/{stream}/{rendition}.m3u8");
+        let ta = wait_for_endlist(a.http, &path, Duration::from_secs(20)).await;
+        let tb = wait_for_endlist(b.http, &path, Duration::from_secs(20)).await;
+        assert!(ta.contains("#EXT-X-PROGRAM-DATE-TIME:"));
+        if suffix {
+            let from = tb
+                .find("#EXT-X-PROGRAM-DATE-TIME")
+                .expect("PDT in B's playlist");
+            assert!(
+                ta.ends_with(&tb[from..]),
+                "{rendition}: B's segments differ from A's\nA:\n{ta}\nB:\n{tb}"
+            );
+        } else {
+            assert_eq!(ta, tb, "{rendition} playlists differ");
+        }
+        compared += same_bytes(a.http, b.http, stream, &objects(&tb)).await;
+        b_playlists.push(tb);
+    }
+    (compared, b_playlists)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_origins_fed_the_same_input_publish_identical_objects() {
     let (a, b) = pair();
@@ -56,15 +103,7 @@ async fn two_origins_fed_the_same_input_publish_identical_objects() {
             pb.close().await;
         }
     );
-    let mut compared = 0;
-    for rendition in ["video", "audio"] {
-        let path = format!("/live/twin/{rendition}.m3u8");
-        let ta = wait_for_endlist(a.http, &path, Duration::from_secs(20)).await;
-        let tb = wait_for_endlist(b.http, &path, Duration::from_secs(20)).await;
-        assert!(ta.contains("#EXT-X-PROGRAM-DATE-TIME:"));
-        assert_eq!(ta, tb, "{rendition} playlists differ");
-        compared += same_bytes(a.http, b.http, "twin", &objects(&ta)).await;
-    }
+    let (compared, _) = compare(&a, &b, "twin", false).await;
     assert!(compared > 40, "only {compared} objects compared");
 }
 
@@ -84,24 +123,55 @@ async fn an_origin_joining_late_publishes_what_the_first_one_did() {
     pb.send_flv_from(SMALL, 500, Some(4.0)).await;
     pb.close().await;
     feed_a.await.unwrap();
-    let mut compared = 0;
-    for rendition in ["video", "audio"] {
-        let path = format!("/live/late/{rendition}.m3u8");
-        let ta = wait_for_endlist(a.http, &path, Duration::from_secs(20)).await;
-        let tb = wait_for_endlist(b.http, &path, Duration::from_secs(20)).await;
+    let (compared, b_playlists) = compare(&a, &b, "late", true).await;
+    for tb in &b_playlists {
         assert!(
             tb.contains("#EXT-X-MEDIA-SEQUENCE:1\n"),
             "B does not start at segment 1:\n{tb}"
         );
-        // B lists a suffix of A's segments, with the same PDT, durations, parts and URIs
-        let from = tb
-            .find("#EXT-X-PROGRAM-DATE-TIME")
-            .expect("PDT in B's playlist");
-        assert!(
-            ta.ends_with(&tb[from..]),
-            "{rendition}: B's segments differ from A's\nA:\n{ta}\nB:\n{tb}"
-        );
-        compared += same_bytes(a.http, b.http, "late", &objects(&tb)).await;
     }
     assert!(compared > 30, "only {compared} objects compared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_origin_publishes_identical_objects() {
+    let b_rtmp = free_addr();
+    let (a, start_b) = relay_pair(b_rtmp);
+    let b = start_b();
+    let mut p = Publisher::accepted(a.rtmp.unwrap(), "relayed").await;
+    p.send_flv(SMALL, Some(4.0)).await;
+    p.close().await;
+    let (compared, _) = compare(&a, &b, "relayed", false).await;
+    assert!(compared > 40, "only {compared} objects compared");
+    assert_eq!(
+        metric(a.admin, "ferrocast_relay_dropped_total", &[]).await,
+        0.0
+    );
+    // B does not relay what it receives by relay (it has no targets here, and the stream
+    // key carries the mark): its own relay metrics stay empty
+    assert_eq!(metric(b.admin, "ferrocast_relay_connected", &[]).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_reconnects_to_a_target_that_comes_up_late() {
+    let b_rtmp = free_addr();
+    let (a, start_b) = relay_pair(b_rtmp);
+    let mut p = Publisher::accepted(a.rtmp.unwrap(), "backoff").await;
+    let feed = tokio::spawn(async move {
+        p.send_flv(SMALL, Some(1.0)).await;
+        p.close().await;
+    });
+    // the relay has found B down and is backing off
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(a.admin, "ferrocast_relay_reconnects_total", &[]).await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay never retried"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let b = start_b();
+    feed.await.unwrap();
+    let (compared, _) = compare(&a, &b, "backoff", true).await;
+    assert!(compared >= 10, "only {compared} objects compared");
 }

@@ -7,7 +7,6 @@ use ferrocast::config::Config;
 use ferrocast::Server;
 use ferrocast_media::flv::{read_file, FlvTagKind};
 use http_body_util::BodyExt;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
@@ -81,27 +80,12 @@ impl Publisher {
     ) -> std::io::Result<PublishOutcome> {
         let mut socket = TcpStream::connect(addr).await?;
         socket.set_nodelay(true)?;
-        let mut hs = Handshake::new(PeerType::Client);
-        let c0c1 = hs.generate_outbound_p0_and_p1().expect("c0c1");
-        socket.write_all(&c0c1).await?;
         let mut buf = vec![0u8; 65536];
-        let remaining = loop {
-            let n = socket.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(PublishOutcome::Rejected("closed during handshake".into()));
-            }
-            match hs.process_bytes(&buf[..n]).expect("handshake") {
-                HandshakeProcessResult::InProgress { response_bytes } => {
-                    socket.write_all(&response_bytes).await?
-                }
-                HandshakeProcessResult::Completed {
-                    response_bytes,
-                    remaining_bytes,
-                } => {
-                    socket.write_all(&response_bytes).await?;
-                    break remaining_bytes;
-                }
-            }
+        let remaining = match ferrocast_ingest::relay::client_handshake(&mut socket, &mut buf).await
+        {
+            Ok(r) => r,
+            Err(ferrocast_ingest::relay::RelayError::Io(e)) => return Err(e),
+            Err(e) => return Ok(PublishOutcome::Rejected(e.to_string())),
         };
         let mut config = ClientSessionConfig::new();
         config.chunk_size = 4096;
@@ -435,14 +419,21 @@ impl Node {
 
     /// An origin node on loopback ephemeral ports.
     pub fn origin() -> Node {
-        Node::origin_with("127.0.0.1:0".parse().unwrap(), &[])
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        Node::origin_with(any, any, &[], "")
     }
 
-    /// An origin whose admin listener is `admin`, with peer origins (their admin addresses).
-    pub fn origin_with(admin: SocketAddr, peers: &[SocketAddr]) -> Node {
+    /// An origin with its RTMP and admin listeners on these addresses (port 0: any), peer
+    /// origins (their admin addresses), and extra config text (whole sections).
+    pub fn origin_with(
+        rtmp: SocketAddr,
+        admin: SocketAddr,
+        peers: &[SocketAddr],
+        extra: &str,
+    ) -> Node {
         let peers: Vec<String> = peers.iter().map(|p| format!("\"http://{p}\"")).collect();
         Node::start(&format!(
-            "role = \"origin\"\n[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"warn\"\n[cluster]\npeers = [{}]\n",
+            "role = \"origin\"\n[rtmp]\nlisten = \"{rtmp}\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"warn\"\n[cluster]\npeers = [{}]\n{extra}",
             peers.join(", ")
         ))
     }

@@ -4,10 +4,12 @@
 //!   behind our own [`rtmp::session::RtmpSession`] trait; today implemented with `rml_rtmp`.
 //! - [`to_unit`]: FLV tag bodies → [`ferrocast_media::MediaUnit`]s plus track configurations
 //!   (sans-IO).
+//! - [`relay`]: pushes published streams on to other origins over RTMP (redundant pairs).
 //! - [`rtmp::server`]: the thin tokio layer: accept, read, feed, write, publish into the
 //!   packager's store.
 #![warn(missing_docs)]
 
 pub mod metrics;
+pub mod relay;
 pub mod rtmp;
 pub mod to_unit;

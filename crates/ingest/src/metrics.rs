@@ -1,6 +1,6 @@
 //! Prometheus metrics of the ingest.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Ingest metrics. Per-stream series are removed when the stream's publisher leaves.
 #[derive(Clone, Debug)]
@@ -15,6 +15,12 @@ pub struct IngestMetrics {
     pub rejected: IntCounterVec,
     /// Connections closed because of protocol or media errors, by kind.
     pub errors: IntCounterVec,
+    /// Relay connections up, by target.
+    pub relay_connected: IntGaugeVec,
+    /// Relay messages dropped (target too slow or down), by target.
+    pub relay_dropped: IntCounterVec,
+    /// Relay reconnect attempts, by target.
+    pub relay_reconnects: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -26,6 +32,9 @@ impl IngestMetrics {
         registry.register(Box::new(m.frames.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;
         registry.register(Box::new(m.errors.clone()))?;
+        registry.register(Box::new(m.relay_connected.clone()))?;
+        registry.register(Box::new(m.relay_dropped.clone()))?;
+        registry.register(Box::new(m.relay_reconnects.clone()))?;
         Ok(m)
     }
 
@@ -59,6 +68,24 @@ impl IngestMetrics {
                 "ferrocast_ingest_errors_total",
                 "Publisher connections dropped on errors",
                 &["kind"],
+            ),
+            relay_connected: IntGaugeVec::new(
+                Opts::new(
+                    "ferrocast_relay_connected",
+                    "Relay connections currently publishing to a target",
+                ),
+                &["target"],
+            )
+            .expect("valid metric"),
+            relay_dropped: vec(
+                "ferrocast_relay_dropped_total",
+                "Relay messages dropped because a target was too slow or down",
+                &["target"],
+            ),
+            relay_reconnects: vec(
+                "ferrocast_relay_reconnects_total",
+                "Relay reconnect attempts",
+                &["target"],
             ),
         }
     }

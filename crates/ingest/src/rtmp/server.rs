@@ -3,6 +3,7 @@
 
 use super::session::{RmlSession, RtmpEvent, RtmpSession};
 use crate::metrics::IngestMetrics;
+use crate::relay::{Relay, RelayFeed, RELAY_MARK};
 use crate::to_unit::{FlvToUnits, Output};
 use ferrocast_packager::store::Store;
 use ferrocast_packager::stream::Stream;
@@ -52,6 +53,7 @@ pub struct RtmpServer {
     settings: RtmpSettings,
     store: Arc<Store>,
     metrics: IngestMetrics,
+    relay: Option<Relay>,
 }
 
 /// Stream names: 1–128 characters of `[A-Za-z0-9_.-]`, not starting with a dot.
@@ -65,12 +67,18 @@ pub fn valid_stream_name(name: &str) -> bool {
 }
 
 impl RtmpServer {
-    /// A server publishing into `store`.
-    pub fn new(settings: RtmpSettings, store: Arc<Store>, metrics: IngestMetrics) -> Arc<Self> {
+    /// A server publishing into `store`, relaying streams through `relay` if given.
+    pub fn new(
+        settings: RtmpSettings,
+        store: Arc<Store>,
+        metrics: IngestMetrics,
+        relay: Option<Relay>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             settings,
             store,
             metrics,
+            relay,
         })
     }
 
@@ -263,6 +271,8 @@ struct Publish {
     /// This stream's counters, resolved once (not hashed per message).
     bytes: prometheus::IntCounter,
     frames: [prometheus::IntCounter; 2],
+    /// Copies of the messages for the relay targets.
+    relay: Option<RelayFeed>,
 }
 
 struct Connection {
@@ -334,7 +344,10 @@ impl Connection {
             RtmpEvent::Publish {
                 request_id, key, ..
             } => {
-                let name = key.split('?').next().unwrap_or_default().to_string();
+                let (name, query) = key.split_once('?').unwrap_or((key.as_str(), ""));
+                let name = name.to_string();
+                // a stream another origin relays to us is not relayed again (no loops)
+                let relayed = query.split('&').any(|kv| kv == RELAY_MARK);
                 if self.publish.is_some() {
                     let _ = self.session.reject(
                         request_id,
@@ -382,6 +395,10 @@ impl Connection {
                 let bytes = server.metrics.bytes.with_label_values(&[name.as_str()]);
                 let frames = ["video", "audio"]
                     .map(|t| server.metrics.frames.with_label_values(&[name.as_str(), t]));
+                let relay = match &server.relay {
+                    Some(r) if !relayed => r.feed(&name),
+                    _ => None,
+                };
                 self.publish = Some(Publish {
                     stream,
                     generation,
@@ -389,6 +406,7 @@ impl Connection {
                     started: false,
                     bytes,
                     frames,
+                    relay,
                 });
                 self.session
                     .accept(request_id, &mut self.out, &mut self.events)
@@ -427,6 +445,9 @@ impl Connection {
             warn!(stream = %p.stream.name(), error = %e, "unsupported or malformed media: dropping publisher");
             self.outputs.clear();
             return Err(e.to_string());
+        }
+        if let Some(r) = &mut p.relay {
+            r.push(video, timestamp, &data);
         }
         let arrival = Instant::now();
         let wall_us = SystemTime::now()
