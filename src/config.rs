@@ -180,6 +180,9 @@ pub struct PackagerConfig {
     pub max_target_duration: HumanDuration,
     /// Listed segments.
     pub window_segments: usize,
+    /// Other servers delivering the same streams (`{url}/{stream}/index.m3u8`), listed as
+    /// redundant variant streams.
+    pub redundant_urls: Vec<String>,
 }
 
 /// `[http]`.
@@ -309,6 +312,19 @@ impl Config {
             || r.connect_timeout.0.is_zero()
         {
             bail!("relay.backoff_min / backoff_max / connect_timeout: must be > 0, with backoff_max ≥ backoff_min");
+        }
+        for (i, u) in self.packager.redundant_urls.iter().enumerate() {
+            let uri: http::Uri = u
+                .parse()
+                .with_context(|| format!("packager.redundant_urls[{i}]: {u:?} is not a URL"))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https"))
+                || uri.authority().is_none()
+                || uri.query().is_some()
+            {
+                bail!(
+                    "packager.redundant_urls[{i}]: {u:?} must be an http(s)://host[:port]/path URL"
+                );
+            }
         }
         if self.cluster.peers.len() > 16 {
             bail!("cluster.peers: at most 16 peers");

@@ -30,7 +30,12 @@ fn relay_pair(b_rtmp: SocketAddr) -> (Node, impl FnOnce() -> Node) {
         &[admin_b],
         &format!("[relay]\ntargets = [\"rtmp://{b_rtmp}/live\"]\nbackoff_min = \"100ms\"\nbackoff_max = \"400ms\"\n"),
     );
-    let start_b = move || Node::origin_with(b_rtmp, admin_b, &[admin_a], "");
+    // B lists A as a redundant variant stream
+    let backup = format!(
+        "[packager]\nredundant_urls = [\"http://{}/live\"]\n",
+        a.http
+    );
+    let start_b = move || Node::origin_with(b_rtmp, admin_b, &[admin_a], &backup);
     (a, start_b)
 }
 
@@ -147,6 +152,15 @@ async fn a_relayed_origin_publishes_identical_objects() {
         metric(a.admin, "ferrocast_relay_dropped_total", &[]).await,
         0.0
     );
+    // B's multivariant playlist lists the variant again on A, and those URIs work
+    let mv = get(b.http, "/live/relayed/index.m3u8").await.text();
+    let backup_video = format!("http://{}/live/relayed/video.m3u8", a.http);
+    assert!(mv.contains(&format!("\n{backup_video}\n")), "{mv}");
+    assert!(mv.contains("AUDIO=\"audio-backup1\""), "{mv}");
+    for rendition in ["video", "audio"] {
+        let r = get(a.http, &format!("/live/relayed/{rendition}.m3u8")).await;
+        assert_eq!(r.status, 200);
+    }
     // B does not relay what it receives by relay (it has no targets here, and the stream
     // key carries the mark): its own relay metrics stay empty
     assert_eq!(metric(b.admin, "ferrocast_relay_connected", &[]).await, 0.0);

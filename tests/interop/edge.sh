@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Edge interop: an origin and an edge as two ferrocast processes, ffmpeg publishing the shared
-# 720p sample to the origin, and clients nobody here wrote going through the edge:
-#   - hls.js (lowLatencyMode) in headless Chromium plays through the edge;
+# Edge interop: a redundant pair of origins and an edge as three ferrocast processes, ffmpeg
+# publishing the shared 720p sample to both origins at once (tee muxer: one input, two RTMP
+# outputs), and clients nobody here wrote going through the edge:
+#   - hls.js (lowLatencyMode) in headless Chromium plays through the edge while origin A is
+#     SIGKILLed mid-play: no stall, frames keep advancing (the edge switches to origin B);
 #   - aioquic (Python HTTP/3) fetches playlists, a blocking reload and a part over QUIC, with
 #     the edge's generated certificate as trust anchor; the part is byte-identical to the origin's;
 #   - curl fetches over HTTPS with HTTP/2 and sees Alt-Svc advertising h3.
@@ -31,7 +33,7 @@ cleanup() {
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   if [ "$rc" -ne 0 ]; then
-    for f in origin.log edge.log publisher.log hlsjs.err; do
+    for f in origin.log origin-b.log edge.log publisher.log hlsjs.err; do
       [ -s "$work/$f" ] && { echo "----- $f (last 40 lines)"; tail -n 40 "$work/$f"; }
     done
   fi
@@ -54,10 +56,10 @@ if ! "$venv/bin/python" -c 'import aioquic' 2>/dev/null; then
     abort "pip install aioquic failed"
 fi
 
-read -r o_rtmp o_http o_admin e_http e_https e_admin < <(node -e '
+read -r o_rtmp o_http o_admin b_rtmp b_http b_admin e_http e_https e_admin < <(node -e '
   const net = require("net"); const ss = []; let ok = 0;
-  for (let i = 0; i < 6; i++) { const s = net.createServer(); ss.push(s);
-    s.listen(0, "127.0.0.1", () => { if (++ok === 6) {
+  for (let i = 0; i < 9; i++) { const s = net.createServer(); ss.push(s);
+    s.listen(0, "127.0.0.1", () => { if (++ok === 9) {
       console.log(ss.map((x) => x.address().port).join(" ")); ss.forEach((x) => x.close()); } }); }')
 cat >"$work/origin.toml" <<CFG
 role = "origin"
@@ -69,6 +71,21 @@ listen = "127.0.0.1:$o_http"
 enabled = false
 [admin]
 listen = "127.0.0.1:$o_admin"
+[cluster]
+peers = ["http://127.0.0.1:$b_admin"]
+CFG
+cat >"$work/origin-b.toml" <<CFG
+role = "origin"
+[rtmp]
+listen = "127.0.0.1:$b_rtmp"
+[http]
+listen = "127.0.0.1:$b_http"
+[https]
+enabled = false
+[admin]
+listen = "127.0.0.1:$b_admin"
+[cluster]
+peers = ["http://127.0.0.1:$o_admin"]
 CFG
 cat >"$work/edge.toml" <<CFG
 role = "edge"
@@ -80,19 +97,25 @@ self_signed_cert = "$work/edge-cert.pem"
 [admin]
 listen = "127.0.0.1:$e_admin"
 [edge]
-origins = [{ url = "http://127.0.0.1:$o_http", health = "http://127.0.0.1:$o_admin/readyz", name = "origin" }]
+origins = [
+  { url = "http://127.0.0.1:$o_http", health = "http://127.0.0.1:$o_admin/readyz", name = "a" },
+  { url = "http://127.0.0.1:$b_http", health = "http://127.0.0.1:$b_admin/readyz", name = "b" },
+]
 CFG
 "$bin" --config "$work/origin.toml" >"$work/origin.log" 2>&1 & pids+=($!)
+pid_a=$!
+"$bin" --config "$work/origin-b.toml" >"$work/origin-b.log" 2>&1 & pids+=($!)
 "$bin" --config "$work/edge.toml" >"$work/edge.log" 2>&1 & pids+=($!)
-for port in $o_admin $e_admin; do
+for port in $o_admin $b_admin $e_admin; do
   t0=$SECONDS
   until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/healthz" 2>/dev/null; do
     [ $((SECONDS - t0)) -lt 30 ] || abort "a node did not start (admin port $port)"
     sleep 0.1
   done
 done
-ffmpeg -hide_banner -nostdin -loglevel warning -re -stream_loop -1 -i "$sample" -c copy -f flv \
-  "rtmp://127.0.0.1:$o_rtmp/live/$stream" >"$work/publisher.log" 2>&1 & pids+=($!)
+ffmpeg -hide_banner -nostdin -loglevel warning -re -stream_loop -1 -i "$sample" -map 0 -c copy -f tee \
+  "[f=flv:onfail=ignore]rtmp://127.0.0.1:$o_rtmp/live/$stream|[f=flv:onfail=ignore]rtmp://127.0.0.1:$b_rtmp/live/$stream" \
+  >"$work/publisher.log" 2>&1 & pids+=($!)
 edge=http://127.0.0.1:$e_http/live/$stream
 t0=$SECONDS
 until curl -fsS -o /dev/null --max-time 2 "$edge/video.m3u8" 2>/dev/null; do
@@ -108,10 +131,20 @@ until [ "$(curl -fsS --max-time 2 "$edge/video.m3u8" 2>/dev/null | grep -c '^#EX
   sleep 0.5
 done
 
-# ---- hls.js through the edge
+# ---- hls.js through the edge; origin A is SIGKILLed once hls.js has played for 10 s
 rc=0
 timeout -k 10 $((play_secs + 150)) node "$here/hlsjs-play.mjs" "$edge/index.m3u8" "$play_secs" \
-  >"$work/hlsjs.json" 2>"$work/hlsjs.err" || rc=$?
+  >"$work/hlsjs.json" 2>"$work/hlsjs.err" & hls=$!
+(
+  # the harness logs playback progress every 5 s
+  until [ "$(grep -c 'currentTime=' "$work/hlsjs.err" 2>/dev/null || true)" -ge 2 ]; do
+    kill -0 "$hls" 2>/dev/null || exit 0
+    sleep 0.2
+  done
+  kill -KILL "$pid_a" && grep 'currentTime=' "$work/hlsjs.err" | tail -n1 >"$work/killed"
+) & killer=$!
+wait "$hls" || rc=$?
+wait "$killer" || true
 hj=$(tail -n1 "$work/hlsjs.json")
 echo "      hls.js: $hj"
 if [ "$rc" -eq 0 ]; then
@@ -119,6 +152,12 @@ if [ "$rc" -eq 0 ]; then
   pass "hls.js plays $play_secs s through the edge: $fields"
 else
   fail "hls.js through the edge (exit $rc)"
+fi
+stalls=$(node -e 'const j = JSON.parse(process.argv[1]); console.log(j.stalls + " " + j.framesAdvancing)' "$hj" 2>/dev/null || echo "? ?")
+if [ -s "$work/killed" ] && [ "$stalls" = "0 true" ]; then
+  pass "origin A SIGKILLed during playback ($(sed 's/.*\(t=[0-9.]*s\).*/\1/' "$work/killed")): 0 stalls, frames still advancing (edge switched to origin B)"
+else
+  fail "failover under hls.js: killed=$([ -s "$work/killed" ] && echo yes || echo no), stalls/advancing=$stalls"
 fi
 
 # ---- HTTPS with HTTP/2, Alt-Svc
@@ -146,7 +185,7 @@ fi
 curl -fsS --max-time 10 "$edge/video.m3u8?_HLS_msn=$m&_HLS_part=$((i + 1))" >"$work/next.m3u8"
 uri=$(grep '^#EXT-X-PART:' "$work/next.m3u8" | tail -n1 | sed -n 's/.*URI="\([^"]*\)".*/\1/p')
 if out=$("$venv/bin/python" "$here/h3get.py" --cafile "$cert" "$https/$uri" 2>"$work/h3.err"); then
-  want=$(curl -fsS --max-time 5 "http://127.0.0.1:$o_http/live/$stream/$uri" | sha256sum | cut -d' ' -f1)
+  want=$(curl -fsS --max-time 5 "http://127.0.0.1:$b_http/live/$stream/$uri" | sha256sum | cut -d' ' -f1)
   got=$(sed -n 's/.*"sha256": "\([0-9a-f]*\)".*/\1/p' <<<"$out")
   if [ "$got" = "$want" ]; then
     pass "aioquic HTTP/3: part $uri is byte-identical to the origin's ($(sed -n 's/.*"length": \([0-9]*\).*/\1/p' <<<"$out") bytes)"
@@ -162,10 +201,12 @@ metrics=$(curl -fsS --max-time 5 "http://127.0.0.1:$e_admin/metrics")
 h3=$(awk '/^ferrocast_http_requests_total\{.*version="3"/ {s += $2} END {print s + 0}' <<<"$metrics")
 viewer=$(awk '/^ferrocast_http_requests_total\{/ {s += $2} END {print s + 0}' <<<"$metrics")
 upstream=$(awk '/^ferrocast_edge_upstream_requests_total\{/ {s += $2} END {print s + 0}' <<<"$metrics")
-if [ "$h3" -ge 4 ] && [ "$upstream" -gt 0 ]; then
-  pass "edge metrics: $viewer viewer requests ($h3 over HTTP/3), $upstream upstream requests"
+a_up=$(awk '/^ferrocast_edge_origin_up\{origin="a"\}/ {print $2}' <<<"$metrics")
+from_b=$(awk '/^ferrocast_edge_upstream_requests_total\{origin="b"/ {s += $2} END {print s + 0}' <<<"$metrics")
+if [ "$h3" -ge 4 ] && [ "$upstream" -gt 0 ] && [ "$a_up" = "0" ] && [ "$from_b" -gt 0 ]; then
+  pass "edge metrics: $viewer viewer requests ($h3 over HTTP/3), $upstream upstream requests ($from_b to origin B), origin A down"
 else
-  fail "edge metrics: $h3 HTTP/3 requests, $upstream upstream requests"
+  fail "edge metrics: $h3 HTTP/3 requests, $upstream upstream requests, $from_b to B, origin_up{a}=$a_up"
 fi
 summary
 [ "$failed" -eq 0 ]

@@ -251,11 +251,16 @@ pub struct Multivariant {
     pub bandwidth: u64,
     /// Average bits per second.
     pub average_bandwidth: u64,
+    /// Base URIs (ending in `/`) of the same stream on other servers: each is listed as a
+    /// redundant variant stream (RFC 8216bis §6.3.3, same attributes, other URI) with its own
+    /// audio group, so a player that loses one server switches to the next.
+    pub backups: Vec<String>,
 }
 
 impl Multivariant {
     /// Renders `index.m3u8`: one variant (video) with audio as a separate rendition
-    /// (EXT-X-MEDIA, HLS authoring spec 9.5), or an audio-only variant.
+    /// (EXT-X-MEDIA, HLS authoring spec 9.5), or an audio-only variant; then the same again
+    /// for every backup server.
     pub fn render(&self) -> String {
         let mut o = String::with_capacity(512);
         let _ = writeln!(o, "#EXTM3U");
@@ -267,34 +272,42 @@ impl Multivariant {
             .chain(self.audio.iter().map(|a| a.0.as_str()))
             .collect();
         let codecs = codecs.join(",");
-        match (&self.video, &self.audio) {
-            (Some((_, w, h, fps)), audio) => {
-                if let Some((_, ch)) = audio {
+        let sources = std::iter::once(("", "audio".to_string())).chain(
+            self.backups
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.as_str(), format!("audio-backup{}", i + 1))),
+        );
+        for (base, group) in sources {
+            match (&self.video, &self.audio) {
+                (Some((_, w, h, fps)), audio) => {
+                    if let Some((_, ch)) = audio {
+                        let _ = writeln!(
+                            o,
+                            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME=\"main\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{ch}\",URI=\"{base}audio.m3u8\""
+                        );
+                    }
+                    let _ = write!(
+                        o,
+                        "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\",RESOLUTION={w}x{h},FRAME-RATE={fps:.3}",
+                        self.bandwidth, self.average_bandwidth
+                    );
+                    if audio.is_some() {
+                        let _ = write!(o, ",AUDIO=\"{group}\"");
+                    }
+                    let _ = writeln!(o);
+                    let _ = writeln!(o, "{base}video.m3u8");
+                }
+                (None, Some(_)) => {
                     let _ = writeln!(
                         o,
-                        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"main\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{ch}\",URI=\"audio.m3u8\""
+                        "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\"",
+                        self.bandwidth, self.average_bandwidth
                     );
+                    let _ = writeln!(o, "{base}audio.m3u8");
                 }
-                let _ = write!(
-                    o,
-                    "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\",RESOLUTION={w}x{h},FRAME-RATE={fps:.3}",
-                    self.bandwidth, self.average_bandwidth
-                );
-                if audio.is_some() {
-                    let _ = write!(o, ",AUDIO=\"audio\"");
-                }
-                let _ = writeln!(o);
-                let _ = writeln!(o, "video.m3u8");
+                (None, None) => {}
             }
-            (None, Some(_)) => {
-                let _ = writeln!(
-                    o,
-                    "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\"",
-                    self.bandwidth, self.average_bandwidth
-                );
-                let _ = writeln!(o, "audio.m3u8");
-            }
-            (None, None) => {}
         }
         o
     }

@@ -33,8 +33,8 @@ impl Store {
     }
 
     /// Settings applied to new streams.
-    pub fn settings(&self) -> StreamSettings {
-        self.settings
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
     }
 
     /// A stream by name.
@@ -55,7 +55,11 @@ impl Store {
         if let Some(s) = w.get(name).filter(|s| !s.is_ended()) {
             return s.clone();
         }
-        let fresh = Arc::new(Stream::new(name, self.settings, self.metrics.clone()));
+        let fresh = Arc::new(Stream::new(
+            name,
+            self.settings.clone(),
+            self.metrics.clone(),
+        ));
         match w.insert(name.to_string(), fresh.clone()) {
             Some(old) => fresh.continue_after(&old),
             None => self.metrics.active_streams.inc(),

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 const MAX_PROBE_ARRIVALS: usize = 4096;
 
 /// Per-stream settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSettings {
     /// Segmenter settings.
     pub segmenter: SegmenterConfig,
@@ -37,6 +37,10 @@ pub struct StreamSettings {
     /// Peer origins exist: the PDT epoch is agreed with them ([`crate::epoch`]) rather than
     /// taken from this origin's clock alone.
     pub agree_epoch: bool,
+    /// Where other servers deliver the same streams (`{url}/{stream}/` holds a stream's
+    /// playlists): each is listed in the multivariant playlist as a redundant copy of the
+    /// variant, for players that fail over by themselves.
+    pub redundant_urls: Arc<[String]>,
 }
 
 impl Default for StreamSettings {
@@ -45,6 +49,7 @@ impl Default for StreamSettings {
             segmenter: SegmenterConfig::default(),
             window_segments: 10,
             agree_epoch: false,
+            redundant_urls: Arc::from(Vec::new()),
         }
     }
 }
@@ -800,9 +805,16 @@ impl Stream {
             TrackConfig::Aac(c) => Some((c.codec_string(), c.channels)),
             _ => None,
         });
+        let backups = g
+            .settings
+            .redundant_urls
+            .iter()
+            .map(|u| format!("{}/{}/", u.trim_end_matches('/'), self.name))
+            .collect();
         let mv = Multivariant {
             video,
             audio,
+            backups,
             bandwidth: peak.max(avg).max(1),
             average_bandwidth: avg.max(1),
         };

@@ -188,6 +188,7 @@ fn golden_multivariant() {
         audio: Some(("mp4a.40.2".into(), 2)),
         bandwidth: 500_000,
         average_bandwidth: 400_000,
+        backups: Vec::new(),
     };
     assert_eq!(
         mv.render(),
@@ -198,8 +199,28 @@ fn golden_multivariant() {
 video.m3u8
 "
     );
-    let audio_only = Multivariant { video: None, ..mv };
+    let audio_only = Multivariant {
+        video: None,
+        ..mv.clone()
+    };
     assert!(audio_only
         .render()
         .ends_with("CODECS=\"mp4a.40.2\"\naudio.m3u8\n"));
+    // redundant variant streams: the same variant again on a backup server, its own audio group
+    let redundant = Multivariant {
+        backups: vec!["https://b.example/live/s/".into()],
+        ..mv
+    };
+    assert_eq!(
+        redundant.render(),
+        "#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"main\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=500000,AVERAGE-BANDWIDTH=400000,CODECS=\"avc1.42c00d,mp4a.40.2\",RESOLUTION=320x180,FRAME-RATE=30.000,AUDIO=\"audio\"
+video.m3u8
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio-backup1\",NAME=\"main\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"https://b.example/live/s/audio.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=500000,AVERAGE-BANDWIDTH=400000,CODECS=\"avc1.42c00d,mp4a.40.2\",RESOLUTION=320x180,FRAME-RATE=30.000,AUDIO=\"audio-backup1\"
+https://b.example/live/s/video.m3u8
+"
+    );
 }
