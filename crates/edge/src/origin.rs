@@ -5,8 +5,7 @@
 
 use crate::body::ChunkBody;
 use crate::metrics::HttpMetrics;
-pub use crate::reply::Request;
-use crate::reply::{self, error, response};
+use crate::reply::{self, error, response, Request};
 use crate::route::{self, Route};
 use ferrocast_packager::blocking::{advance_part_limit, decide, Decision, Directives};
 use ferrocast_packager::store::Store;

@@ -25,6 +25,8 @@ pub struct Service {
     handler: Handler,
     metrics: HttpMetrics,
     alt_svc: Option<HeaderValue>,
+    /// `Access-Control-Expose-Headers`: what a player's script may read.
+    expose: HeaderValue,
 }
 
 fn version_label(v: Version) -> &'static str {
@@ -60,12 +62,12 @@ impl Service {
             handler,
             metrics,
             alt_svc,
+            expose: HeaderValue::from_str(&format!(
+                "Age, Date, Content-Length, {}",
+                crate::cache::PUBLISHED_HEADER
+            ))
+            .expect("static header value"),
         }
-    }
-
-    /// The role's handler.
-    pub fn handler(&self) -> &Handler {
-        &self.handler
     }
 
     /// Handles one request. `HEAD` gets the headers of `GET` and no body.
@@ -93,10 +95,7 @@ impl Service {
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             HeaderValue::from_static("*"),
         );
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Age, Date, Content-Length, ferrocast-published-us"),
-        );
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, self.expose.clone());
         if let (Some(a), false) = (&self.alt_svc, version == Version::HTTP_3) {
             h.insert(header::ALT_SVC, a.clone());
         }

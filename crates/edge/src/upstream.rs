@@ -14,7 +14,7 @@
 use crate::metrics::EdgeMetrics;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -65,8 +65,8 @@ pub struct Fetched {
     pub status: StatusCode,
     /// Headers.
     pub headers: HeaderMap,
-    /// Body chunks as received.
-    pub chunks: Vec<Bytes>,
+    /// The body, in one buffer (joined once if it came in several DATA frames).
+    pub body: Bytes,
     /// When the whole body had arrived.
     pub received: Instant,
 }
@@ -206,10 +206,13 @@ impl Upstream {
         };
         let started = Instant::now();
         let mut down = o.up.subscribe();
+        // an origin marked down is still asked when it is the last one left; only a request
+        // to an origin that is up moves on when it goes down
+        let was_up = *down.borrow_and_update();
         let request = self.get(uri);
         let result = tokio::select! {
             r = tokio::time::timeout(limit, request) => r,
-            _ = down.wait_for(|up| !*up) => {
+            _ = down.wait_for(|up| !*up), if was_up => {
                 self.count(name, "down");
                 return Attempt::Failed { why: format!("origin {name} went down"), mark_down: false, timeout: false };
             }
@@ -275,28 +278,19 @@ impl Upstream {
             }
             s
         })?;
-        let (head, mut body) = resp.into_parts();
-        let mut chunks = Vec::new();
-        let mut total = 0usize;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("body: {e}"))?;
-            if let Ok(data) = frame.into_data() {
-                total += data.len();
-                if total > self.cfg.max_object_bytes {
-                    return Err(format!(
-                        "object larger than {} bytes",
-                        self.cfg.max_object_bytes
-                    ));
-                }
-                if !data.is_empty() {
-                    chunks.push(data);
-                }
-            }
-        }
+        let (head, body) = resp.into_parts();
+        // one buffer per object: a single DATA frame stays a slice of the connection's read
+        // buffer; several are joined once here (never per viewer), so every response is one
+        // write of exactly the bytes the cache budget counts
+        let body = Limited::new(body, self.cfg.max_object_bytes)
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
         Ok(Fetched {
             status: head.status,
             headers: head.headers,
-            chunks,
+            body,
             received: Instant::now(),
         })
     }
@@ -383,26 +377,30 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn selection_prefers_healthy_origins_in_order() {
-        let spec = |n: &str, p: u16| OriginSpec {
-            name: n.into(),
+    fn upstream(ports: &[u16]) -> Arc<Upstream> {
+        let spec = |i: usize, p: u16| OriginSpec {
+            name: format!("o{i}"),
             base: format!("http://127.0.0.1:{p}").parse().unwrap(),
             health: format!("http://127.0.0.1:{p}/readyz").parse().unwrap(),
         };
-        let u = Upstream::new(
+        Upstream::new(
             UpstreamConfig {
-                origins: vec![spec("a", 1), spec("b", 2), spec("c", 3)],
+                origins: ports.iter().enumerate().map(|(i, p)| spec(i, *p)).collect(),
                 connect_timeout: Duration::from_millis(100),
-                response_timeout: Duration::from_millis(100),
-                blocking_timeout: Duration::from_millis(100),
+                response_timeout: Duration::from_millis(500),
+                blocking_timeout: Duration::from_millis(500),
                 health_interval: Duration::from_millis(100),
                 health_timeout: Duration::from_millis(100),
                 fall: 2,
                 max_object_bytes: 1 << 20,
             },
             EdgeMetrics::unregistered(),
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn selection_prefers_healthy_origins_in_order() {
+        let u = upstream(&[1, 2, 3]);
         assert_eq!(u.select(0), Some(0));
         assert_eq!(u.select(0b001), Some(1));
         u.set_up(1, false, "test");
@@ -413,5 +411,33 @@ mod tests {
             "a down origin is still tried last"
         );
         assert_eq!(u.select(0b111), None);
+    }
+
+    /// An origin marked down (say by a passing timeout) is still asked when no other is left:
+    /// the request is sent and answered, not failed at once.
+    #[tokio::test]
+    async fn the_last_origin_is_asked_even_when_marked_down() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(Bytes::from_static(b"ok")),
+                    ))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc),
+                );
+            }
+        });
+        let u = upstream(&[port]);
+        u.set_up(0, false, "test");
+        let f = u
+            .fetch("/live/a/video.m3u8", false)
+            .await
+            .expect("answered");
+        assert_eq!((f.status, &f.body[..]), (StatusCode::OK, &b"ok"[..]));
     }
 }

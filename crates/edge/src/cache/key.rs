@@ -22,7 +22,20 @@ pub enum Class {
         blocking: bool,
     },
     /// Init segment, part or segment: immutable once it exists.
-    Media,
+    Media {
+        /// A part, which may be preload-hinted: the origin holds the request until it exists.
+        blocking: bool,
+    },
+}
+
+impl Class {
+    /// The origin may hold the request (blocking playlist reload, preload-hinted part).
+    pub fn blocking(self) -> bool {
+        match self {
+            Class::Playlist { blocking } | Class::Media { blocking } => blocking,
+            Class::Multivariant => false,
+        }
+    }
 }
 
 /// A request resolved to a cache entry.
@@ -87,7 +100,9 @@ pub fn target<'a>(path: &'a str, query: &str) -> Result<Target<'a>, KeyError> {
         }
         Route::Init { .. } | Route::Segment { .. } | Route::Part { .. } => Target {
             key: Cow::Borrowed(path),
-            class: Class::Media,
+            class: Class::Media {
+                blocking: matches!(r, Route::Part { .. }),
+            },
             route,
         },
     })
@@ -134,7 +149,10 @@ mod tests {
         assert_eq!(t.key, "/live/a/video.m3u8?_HLS_skip=YES");
         let t = target("/live/a/video_3.1.m4s", "cachebuster=1").unwrap();
         assert_eq!(t.key, "/live/a/video_3.1.m4s");
-        assert_eq!(t.class, Class::Media);
+        assert_eq!(t.class, Class::Media { blocking: true });
+        let t = target("/live/a/video_3.m4s", "").unwrap();
+        assert_eq!(t.class, Class::Media { blocking: false });
+        assert!(!t.class.blocking());
         assert_eq!(
             target("/live/a/index.m3u8", "").unwrap().class,
             Class::Multivariant

@@ -89,12 +89,7 @@ impl Edge {
                 return error(StatusCode::BAD_REQUEST, 2, &e.to_string())
             }
         };
-        let blocking = match target.class {
-            Class::Playlist { blocking } => blocking,
-            // a part may be preload-hinted: the origin holds the request until it exists
-            Class::Media => target.route == "part",
-            Class::Multivariant => false,
-        };
+        let blocking = target.class.blocking();
         let deadline = tokio::time::Instant::now() + self.wait_limit;
         // an abandoned fill (its task died, or all its waiters left just as we joined) makes
         // us compete again; a few rounds at most
@@ -125,7 +120,10 @@ impl Edge {
                 Some(Err(FillError::Timeout)) => {
                     return error(StatusCode::GATEWAY_TIMEOUT, 1, "origin timed out")
                 }
-                Some(Err(FillError::Upstream(e))) => return error(StatusCode::BAD_GATEWAY, 1, &e),
+                // the cause (origin names, addresses) is logged by the fill, not shown
+                Some(Err(FillError::Upstream(_))) => {
+                    return error(StatusCode::BAD_GATEWAY, 1, "no origin could serve this")
+                }
             }
         }
         error(StatusCode::BAD_GATEWAY, 1, "origin fill kept failing")
@@ -151,15 +149,18 @@ impl Edge {
             match outcome {
                 Some(r) => {
                     let r = r
-                        .map(|f| Arc::new(Object::new(f.status, &f.headers, f.chunks, f.received)))
+                        .map(|f| Arc::new(Object::new(f.status, &f.headers, f.body, f.received)))
                         .map_err(|e| match e {
                             UpstreamError::Timeout => FillError::Timeout,
-                            e => FillError::Upstream(e.to_string()),
+                            e => {
+                                tracing::warn!(%key, error = %e, "fill failed");
+                                FillError::Upstream(e.to_string())
+                            }
                         });
                     let store = matches!(&r, Ok(o) if o.cacheable());
                     let hinted = match (&r, class) {
                         (Ok(o), Class::Playlist { .. }) if store => {
-                            o.body_text().and_then(|t| key::hinted_part(&key, &t))
+                            o.body_text().and_then(|t| key::hinted_part(&key, t))
                         }
                         _ => None,
                     };
@@ -183,7 +184,7 @@ impl Edge {
     fn prefetch(&self, key: &str) {
         if let Lookup::Fill(permit, rx) = self.cache.lookup_quiet(key, Instant::now()) {
             self.metrics.prefetches.inc();
-            self.spawn_fill(permit, true, Class::Media, Some(rx));
+            self.spawn_fill(permit, true, Class::Media { blocking: true }, Some(rx));
         }
     }
 }
@@ -200,7 +201,7 @@ fn respond(o: &Object, gzip: bool) -> Response<ChunkBody> {
     let mut r = Response::new(body);
     *r.status_mut() = o.status;
     let h = r.headers_mut();
-    for (k, v) in o.header_iter() {
+    for (k, v) in &o.headers {
         h.insert(k.clone(), v.clone());
     }
     if gzipped {

@@ -1,9 +1,9 @@
-//! A cached HTTP object: the origin's status, the headers that matter downstream, and the body as
-//! the `Bytes` chunks received from the origin (shared by every viewer's response).
+//! A cached HTTP object: the origin's status, the headers that matter downstream, and the body
+//! as received from the origin (one `Bytes`, shared by every viewer's response).
 
 use crate::body::ChunkBody;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderMap, StatusCode};
 use std::io::Read;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -22,10 +22,13 @@ const MAX_IDENTITY: u64 = 16 << 20;
 pub struct Object {
     /// Origin status.
     pub status: StatusCode,
-    /// Headers passed downstream (content type, cache control, encoding, publish time).
+    /// Headers passed downstream (content type, cache control, publish time); the encoding is
+    /// set per response.
     pub headers: HeaderMap,
-    /// Body chunks as received.
-    pub chunks: Vec<Bytes>,
+    /// The body as received (gzip-encoded when `gzip`).
+    pub body: Bytes,
+    /// The origin sent the body gzip-encoded.
+    pub gzip: bool,
     /// Bytes counted against the budget.
     pub size: usize,
     /// When the response arrived from the origin.
@@ -38,29 +41,7 @@ pub struct Object {
 }
 
 /// Headers worth keeping from an origin response.
-const KEPT: [&str; 5] = [
-    "content-type",
-    "cache-control",
-    "content-encoding",
-    "vary",
-    PUBLISHED_HEADER,
-];
-
-/// The body as one buffer. The origin's response arrives as HTTP/2 DATA frames (≤ 16 KiB
-/// each) that are slices of the connection's read buffers; joining them costs one copy per
-/// object at the edge — never one per viewer — and every response is then a single write
-/// from one allocation whose size is exactly what the cache budget counts.
-fn contiguous(mut chunks: Vec<Bytes>) -> Vec<Bytes> {
-    if chunks.len() <= 1 {
-        return chunks;
-    }
-    let total = chunks.iter().map(Bytes::len).sum();
-    let mut joined = bytes::BytesMut::with_capacity(total);
-    for c in chunks.drain(..) {
-        joined.extend_from_slice(&c);
-    }
-    vec![joined.freeze()]
-}
+const KEPT: [&str; 4] = ["content-type", "cache-control", "vary", PUBLISHED_HEADER];
 
 /// `max-age` of a Cache-Control value (`None` with `no-store`/`no-cache`/`private`).
 pub fn max_age(cc: &str) -> Option<u64> {
@@ -85,12 +66,7 @@ pub fn max_age(cc: &str) -> Option<u64> {
 
 impl Object {
     /// An object from an origin response received at `received`.
-    pub fn new(
-        status: StatusCode,
-        headers: &HeaderMap,
-        chunks: Vec<Bytes>,
-        received: Instant,
-    ) -> Self {
+    pub fn new(status: StatusCode, headers: &HeaderMap, body: Bytes, received: Instant) -> Self {
         let mut kept = HeaderMap::new();
         for name in KEPT {
             if let Some(v) = headers.get(name) {
@@ -112,13 +88,15 @@ impl Object {
             .and_then(|v| v.to_str().ok())
             .and_then(max_age)
             .unwrap_or(0);
-        let size = chunks.iter().map(Bytes::len).sum::<usize>() + OVERHEAD;
-        let chunks = contiguous(chunks);
+        let gzip = headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
         Self {
             status,
             headers: kept,
-            chunks,
-            size,
+            size: body.len() + OVERHEAD,
+            body,
+            gzip,
             received,
             origin_age,
             ttl: Duration::from_secs(lifetime.saturating_sub(origin_age)),
@@ -141,60 +119,44 @@ impl Object {
         self.status == StatusCode::OK && !self.ttl.is_zero()
     }
 
-    fn gzipped(&self) -> bool {
-        self.headers
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
-    }
-
     /// The body for a client (`gzip_ok`: it accepts gzip), and whether it is gzip-encoded.
     /// A gzipped object is decompressed once, on the first request that needs it.
     pub fn body(&self, gzip_ok: bool) -> Option<(ChunkBody, bool)> {
-        if !self.gzipped() || gzip_ok {
-            return Some((ChunkBody::new(self.chunks.iter()), self.gzipped()));
+        if !self.gzip || gzip_ok {
+            return Some((ChunkBody::full(self.body.clone()), self.gzip));
         }
-        let plain = self
-            .identity
-            .get_or_init(|| self.decompressed().map(Bytes::from));
-        plain.clone().map(|b| (ChunkBody::full(b), false))
+        self.identity().map(|b| (ChunkBody::full(b.clone()), false))
     }
 
-    /// The body as text, decompressed if gzipped (for the edge's own reading of playlists;
-    /// not kept).
-    pub fn body_text(&self) -> Option<String> {
-        let plain = if self.gzipped() {
-            self.decompressed()?
+    /// The body as text, decompressed if gzipped (the edge's own reading of playlists).
+    pub fn body_text(&self) -> Option<&str> {
+        let plain = if self.gzip {
+            self.identity()?
         } else {
-            self.whole().to_vec()
+            &self.body
         };
-        String::from_utf8(plain).ok()
+        std::str::from_utf8(plain).ok()
     }
 
-    /// The whole body (objects hold it in one buffer, see [`contiguous`]).
-    fn whole(&self) -> &[u8] {
-        self.chunks.first().map_or(&[][..], |c| &c[..])
-    }
-
-    fn decompressed(&self) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(self.whole())
-            .take(MAX_IDENTITY)
-            .read_to_end(&mut out)
-            .ok()?;
-        Some(out)
-    }
-
-    /// The kept headers, minus the encoding (set per response).
-    pub fn header_iter(&self) -> impl Iterator<Item = (&header::HeaderName, &HeaderValue)> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| *k != header::CONTENT_ENCODING)
+    /// The identity body of a gzipped object, decompressed on first use and kept.
+    fn identity(&self) -> Option<&Bytes> {
+        self.identity
+            .get_or_init(|| {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&self.body[..])
+                    .take(MAX_IDENTITY)
+                    .read_to_end(&mut out)
+                    .ok()?;
+                Some(Bytes::from(out))
+            })
+            .as_ref()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn lifetimes() {
@@ -206,13 +168,13 @@ mod tests {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=6"));
         h.insert(header::AGE, HeaderValue::from_static("2"));
         let t0 = Instant::now();
-        let o = Object::new(StatusCode::OK, &h, vec![Bytes::from_static(b"x")], t0);
+        let o = Object::new(StatusCode::OK, &h, Bytes::from_static(b"x"), t0);
         assert_eq!(o.ttl, Duration::from_secs(4));
         assert!(o.fresh(t0 + Duration::from_secs(3)));
         assert!(!o.fresh(t0 + Duration::from_secs(4)));
         assert_eq!(o.age(t0 + Duration::from_secs(3)), 5);
         assert!(o.cacheable());
-        let o = Object::new(StatusCode::NOT_FOUND, &h, vec![], t0);
+        let o = Object::new(StatusCode::NOT_FOUND, &h, Bytes::new(), t0);
         assert!(!o.cacheable());
     }
 
@@ -224,7 +186,7 @@ mod tests {
         let gz = Bytes::from(e.finish().unwrap());
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        let o = Object::new(StatusCode::OK, &h, vec![gz.clone()], Instant::now());
+        let o = Object::new(StatusCode::OK, &h, gz.clone(), Instant::now());
         let (b, enc) = o.body(true).unwrap();
         assert!(enc);
         assert_eq!(
@@ -237,7 +199,7 @@ mod tests {
         let bad = Object::new(
             StatusCode::OK,
             &h,
-            vec![Bytes::from_static(b"nope")],
+            Bytes::from_static(b"nope"),
             Instant::now(),
         );
         assert!(bad.body(false).is_none());
