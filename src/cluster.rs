@@ -83,8 +83,12 @@ impl Peers {
                 }
                 let answers: Vec<EpochAnswer> = asks.join_all().await;
                 let Some(s) = stream.upgrade() else { return };
-                let epoch = s.commit_epoch(&answers);
-                tracing::info!(stream = %name, own, ?epoch, ?answers, "PROGRAM-DATE-TIME epoch agreed");
+                match s.commit_epoch(own, &answers) {
+                    Some(epoch) => tracing::info!(stream = %name, own, epoch, ?answers,
+                        "PROGRAM-DATE-TIME epoch agreed"),
+                    // a new session proposed meanwhile: the loop asks again for it
+                    None => continue,
+                }
             }
             if proposals.changed().await.is_err() {
                 return;

@@ -114,32 +114,48 @@ pub struct Relay {
     metrics: IngestMetrics,
 }
 
+/// What a relayed message is, for resynchronising (decided once per message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// AVC or AAC sequence header.
+    Header,
+    /// A video frame flagged as a keyframe.
+    Key,
+    /// Anything else.
+    Other,
+}
+
 #[derive(Debug, Clone)]
 struct Msg {
     video: bool,
     ts: u32,
     data: Bytes,
+    kind: Kind,
 }
 
 impl Msg {
-    fn sequence_header(&self) -> bool {
-        let (b0, b1) = (self.data.first().copied(), self.data.get(1).copied());
-        match (self.video, b0, b1) {
-            // enhanced RTMP: SequenceStart; legacy AVC: AVCPacketType 0
-            (true, Some(b), _) if b & 0x80 != 0 => b & 0x0f == 0,
-            (true, Some(b), Some(0)) => b & 0x0f == 7,
-            // AAC: AACPacketType 0
-            (false, Some(b), Some(0)) => b >> 4 == 10,
-            _ => false,
+    /// Classifies the message with the same FLV tag parser the ingest uses (no copy: the
+    /// parser returns slices).
+    fn new(video: bool, ts: u32, data: Bytes) -> Self {
+        use ferrocast_media::flv::{parse_audio, parse_video, AudioTag, VideoTag};
+        let kind = if video {
+            match parse_video(&data) {
+                Ok(VideoTag::AvcSequenceHeader(_)) => Kind::Header,
+                Ok(VideoTag::AvcFrame { keyframe: true, .. }) => Kind::Key,
+                _ => Kind::Other,
+            }
+        } else {
+            match parse_audio(&data) {
+                Ok(AudioTag::AacSequenceHeader(_)) => Kind::Header,
+                _ => Kind::Other,
+            }
+        };
+        Self {
+            video,
+            ts,
+            data,
+            kind,
         }
-    }
-
-    fn keyframe(&self) -> bool {
-        self.video
-            && self
-                .data
-                .first()
-                .is_some_and(|b| (b >> 4) & 0x07 == 1 && !self.sequence_header())
     }
 }
 
@@ -186,7 +202,7 @@ impl Relay {
             .targets
             .iter()
             .map(|t| {
-                let (tx, rx) = mpsc::channel(s.queue.max(16));
+                let (tx, rx) = mpsc::channel(s.queue);
                 let label = t.label();
                 tokio::spawn(push(
                     self.clone(),
@@ -212,18 +228,14 @@ impl Relay {
 impl RelayFeed {
     /// Hands one of the publisher's audio or video messages to every target (never waits).
     pub fn push(&mut self, video: bool, ts: u32, data: &Bytes) {
-        let m = Msg {
-            video,
-            ts,
-            data: data.clone(),
-        };
+        let m = Msg::new(video, ts, data.clone());
         self.has_video |= video;
-        if m.sequence_header() {
+        if m.kind == Kind::Header {
             self.headers[usize::from(!video)] = Some(m.clone());
         }
         // after a drop: wait for a keyframe (any audio frame for audio-only), then send the
         // sequence headers again before it
-        let restart = m.keyframe() || (!self.has_video && !m.sequence_header());
+        let restart = m.kind == Kind::Key || (!self.has_video && m.kind == Kind::Other);
         for q in &mut self.queues {
             if q.resync {
                 if !restart {
@@ -299,7 +311,7 @@ async fn push(relay: Relay, target: RelayTarget, key: String, mut rx: mpsc::Rece
 
 fn note(m: &Msg, headers: &mut [Option<Msg>; 2], has_video: &mut bool) {
     *has_video |= m.video;
-    if m.sequence_header() {
+    if m.kind == Kind::Header {
         headers[usize::from(!m.video)] = Some(m.clone());
     }
 }
@@ -409,6 +421,11 @@ impl Client {
 
     async fn read(&mut self) -> Result<Vec<ClientSessionEvent>, RelayError> {
         let n = self.socket.read(&mut self.buf).await?;
+        self.answer(n).await
+    }
+
+    /// Processes `n` bytes just read into the buffer, writing what the session answers.
+    async fn answer(&mut self, n: usize) -> Result<Vec<ClientSessionEvent>, RelayError> {
         if n == 0 {
             return Err(RelayError::Refused("connection closed".into()));
         }
@@ -427,7 +444,11 @@ impl Client {
             self.session.publish_audio_data(m.data, ts, false)
         }
         .map_err(|e| RelayError::Rtmp(format!("{e:?}")))?;
-        self.write(vec![r]).await.map(drop)
+        // one packet per frame: written directly (no list to allocate)
+        if let ClientSessionResult::OutboundResponse(p) = r {
+            self.socket.write_all(&p.bytes).await?;
+        }
+        Ok(())
     }
 
     /// Sends the sequence headers, then every message from the next keyframe on, until the
@@ -447,17 +468,19 @@ impl Client {
                 m = rx.recv() => {
                     let Some(m) = m else { return Ok(()) };
                     note(&m, headers, has_video);
-                    if waiting_for_key && m.video && m.keyframe() {
+                    if waiting_for_key && m.kind == Kind::Key {
                         waiting_for_key = false;
                     }
                     // before the first keyframe only sequence headers go through (audio
                     // too: the target's first segment starts with video anyway)
-                    if waiting_for_key && !m.sequence_header() {
+                    if waiting_for_key && m.kind != Kind::Header {
                         continue;
                     }
                     self.send(m).await?;
                 }
-                r = self.read() => { r?; }
+                // only the read itself races the queue (it is cancel-safe); the answer to
+                // what was read is written in full, never cut off by a message arriving
+                n = self.socket.read(&mut self.buf) => { self.answer(n?).await?; }
             }
         }
     }
@@ -493,20 +516,14 @@ mod tests {
 
     #[test]
     fn message_kinds() {
-        let m = |video, b: &[u8]| Msg {
-            video,
-            ts: 0,
-            data: Bytes::copy_from_slice(b),
-        };
-        assert!(m(true, &[0x17, 0]).sequence_header());
-        assert!(!m(true, &[0x17, 0]).keyframe());
-        assert!(m(true, &[0x17, 1]).keyframe());
-        assert!(!m(true, &[0x27, 1]).keyframe());
-        assert!(m(false, &[0xaf, 0]).sequence_header());
-        assert!(!m(false, &[0xaf, 1]).sequence_header());
-        // enhanced RTMP: SequenceStart, and a keyframe's CodedFrames
-        assert!(m(true, &[0x90, b'h', b'v', b'c', b'1']).sequence_header());
-        assert!(m(true, &[0x91, b'h', b'v', b'c', b'1']).keyframe());
+        let m = |video, b: &'static [u8]| Msg::new(video, 0, Bytes::from_static(b)).kind;
+        // AVC sequence header (record bytes need not be valid to be classified)
+        assert_eq!(m(true, &[0x17, 0, 0, 0, 0, 1, 0x42]), Kind::Header);
+        assert_eq!(m(true, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]), Kind::Key);
+        assert_eq!(m(true, &[0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41]), Kind::Other);
+        assert_eq!(m(false, &[0xaf, 0, 0x11, 0x90]), Kind::Header);
+        assert_eq!(m(false, &[0xaf, 1, 0x21]), Kind::Other);
+        assert_eq!(m(true, &[]), Kind::Other);
     }
 
     /// A target that cannot keep up costs dropped relay messages, never a blocked publisher,
@@ -524,7 +541,7 @@ mod tests {
             headers: [None, None],
             has_video: false,
         };
-        let v = |b0: u8, b1: u8| Bytes::from(vec![b0, b1, 0, 0, 0]);
+        let v = |b0: u8, b1: u8| Bytes::from(vec![b0, b1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
         feed.push(true, 0, &v(0x17, 0));
         feed.push(false, 0, &Bytes::from_static(&[0xaf, 0, 0x11, 0x90]));
         for ts in 0..40 {
@@ -537,8 +554,9 @@ mod tests {
         feed.push(true, 60, &v(0x17, 1));
         let resumed: Vec<Msg> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         assert_eq!(resumed.len(), 3, "headers then the keyframe");
-        assert!(resumed[0].sequence_header() && resumed[1].sequence_header());
-        assert!(resumed[2].keyframe() && resumed[2].ts == 60);
+        assert_eq!(resumed[0].kind, Kind::Header);
+        assert_eq!(resumed[1].kind, Kind::Header);
+        assert_eq!((resumed[2].kind, resumed[2].ts), (Kind::Key, 60));
         assert_eq!(
             metrics.relay_dropped.with_label_values(&["t"]).get(),
             42 - 16 + 1

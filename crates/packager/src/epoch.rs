@@ -65,9 +65,12 @@ pub struct Epoch {
 }
 
 impl Epoch {
-    /// Records our proposal (first unit of the session); later calls do nothing.
-    pub fn propose(&mut self, epoch_ms: i64) {
+    /// Records our proposal (first unit of the session); later calls do nothing. True when
+    /// this call made the proposal.
+    pub fn propose(&mut self, epoch_ms: i64) -> bool {
+        let first = self.proposal.is_none();
         self.proposal.get_or_insert(epoch_ms);
+        first
     }
 
     /// Our proposal, while it is not committed.
@@ -152,8 +155,8 @@ mod tests {
     fn alone_commits_its_own_proposal() {
         let mut e = Epoch::default();
         assert_eq!(e.commit(&[]), None, "nothing to commit before a proposal");
-        e.propose(1000);
-        e.propose(2000);
+        assert!(e.propose(1000));
+        assert!(!e.propose(2000));
         assert_eq!(e.pending(), Some(1000));
         assert_eq!(e.commit(&[EpochAnswer::Unknown]), Some(1000));
         assert_eq!(e.pending(), None);

@@ -228,8 +228,10 @@ struct Running {
     end: Option<i64>,
     last_dts: i64,
     min_msn: u64,
-    /// Waiting for a bucket-opening keyframe since this keyframe (see `align_start`).
-    align_from: Option<Option<i64>>,
+    /// Start on a bucket-opening keyframe (`SegmenterConfig::align_start`).
+    align_start: bool,
+    /// The first keyframe seen before the first segment started.
+    first_key: Option<i64>,
     follower: Option<Follower>,
 }
 
@@ -421,7 +423,8 @@ impl Segmenter {
             end: None,
             last_dts: i64::MIN,
             min_msn: self.cfg.min_msn,
-            align_from: self.cfg.align_start.then_some(None),
+            align_start: self.cfg.align_start,
+            first_key: None,
             follower: self.follower_ts.map(|fts| Follower {
                 track: TrackKind::Audio,
                 ts: fts,
@@ -481,16 +484,12 @@ impl Running {
                 if !u.keyframe {
                     return;
                 }
-                if let Some(since) = self.align_from {
-                    // the first keyframe of a bucket (the one the GOP before it does not share
-                    // its bucket with) is where an origin that saw the stream from its start
-                    // cuts too; an irregular GOP gives up waiting after one bucket of media
-                    let since = since.unwrap_or(d);
-                    if bucket(d) == bucket(d - t.gop) && d - since < t.bucket {
-                        self.align_from = Some(Some(since));
-                        return;
-                    }
-                    self.align_from = None;
+                // the first keyframe of a bucket (the one the GOP before it does not share its
+                // bucket with) is where an origin that saw the stream from its start cuts too;
+                // an irregular GOP gives up waiting after one bucket of media
+                let first = *self.first_key.get_or_insert(d);
+                if self.align_start && bucket(d) == bucket(d - t.gop) && d - first < t.bucket {
+                    return;
                 }
                 let msn = (bucket(d).max(0) as u64).max(self.min_msn);
                 self.start_segment(msn, d);

@@ -32,11 +32,6 @@ impl Store {
         self.created.subscribe()
     }
 
-    /// Settings applied to new streams.
-    pub fn settings(&self) -> &StreamSettings {
-        &self.settings
-    }
-
     /// A stream by name.
     pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
         self.streams.read().get(name).cloned()

@@ -429,9 +429,9 @@ impl Stream {
             g.need_offset = false;
         }
         unit.dts += rescale(g.offset90, VIDEO_TIMESCALE, ts);
-        if g.epoch.pending().is_none() && g.epoch.committed().is_none() {
-            g.epoch
-                .propose(wall_ms - rescale(t90(&unit), VIDEO_TIMESCALE, 1000));
+        if g.epoch
+            .propose(wall_ms - rescale(t90(&unit), VIDEO_TIMESCALE, 1000))
+        {
             if g.settings.agree_epoch {
                 self.epoch_proposed.send_modify(|n| *n += 1);
             } else {
@@ -474,8 +474,8 @@ impl Stream {
             self.apply(g, ev);
             if let Some((track, from)) = from {
                 g.metrics
+                    .track(track)
                     .part_publish_latency
-                    .with_label_values(&[track.as_str()])
                     .observe(from.elapsed().as_secs_f64());
             }
         }
@@ -551,9 +551,15 @@ impl Stream {
         g.epoch.answer(peer_proposal)
     }
 
-    /// Commits this session's epoch from the peers' answers; returns it.
-    pub fn commit_epoch(&self, answers: &[EpochAnswer]) -> Option<i64> {
-        self.inner.lock().epoch.commit(answers)
+    /// Commits this session's epoch from the peers' answers to proposal `own`; returns it.
+    /// Does nothing (returns `None`) when `own` is no longer the pending proposal: a new
+    /// session began while the peers were asked, and they must be asked again.
+    pub fn commit_epoch(&self, own: i64, answers: &[EpochAnswer]) -> Option<i64> {
+        let mut g = self.inner.lock();
+        if g.epoch.pending() != Some(own) {
+            return None;
+        }
+        g.epoch.commit(answers)
     }
 
     /// The current multivariant playlist, once the stream has parts.
@@ -573,7 +579,7 @@ impl Stream {
             Event::Part(p) => {
                 let kind = p.track;
                 self.add_part(g, p);
-                g.metrics.parts.with_label_values(&[kind.as_str()]).inc();
+                g.metrics.track(kind).parts.inc();
                 self.publish_view(g, kind);
                 if g.multivariant.is_none() {
                     self.update_multivariant(g);
@@ -586,10 +592,7 @@ impl Stream {
             } => {
                 self.end_segment(g, track, msn);
                 g.next_msn = g.next_msn.max(msn + 1);
-                g.metrics
-                    .segments
-                    .with_label_values(&[track.as_str()])
-                    .inc();
+                g.metrics.track(track).segments.inc();
                 if forced_next {
                     g.metrics.forced_cuts.with_label_values(&[&self.name]).inc();
                 }
