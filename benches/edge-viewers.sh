@@ -13,19 +13,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 SAMPLE=${4:-$root/tests/fixtures/sample-h264-aac-small.flv}
 bin=$root/target/release
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-tck=$(getconf CLK_TCK)
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-counter() { # sum of a metric on the edge's admin listener
-  curl -s http://127.0.0.1:9093/metrics | awk -v m="$1" '$1 ~ "^"m"({|$)" {s+=$2} END {printf "%.0f", s}'
-}
+# shellcheck source=benches/lib.sh
+. "$root/benches/lib.sh"
+ticks() { cpu_ticks "$1"; }
+counter() { metric 127.0.0.1:9093 "$1"; } # on the edge's admin listener
+playable() { curl -sf -o /dev/null --max-time 2 http://127.0.0.1:8080/live/bench/video.m3u8; }
 "$bin/ferrocast" --config "$root/configs/origin-a.toml" >"$work/origin.log" 2>&1 & pids+=($!)
 "$bin/ferrocast" --config "$root/configs/edge.toml" >"$work/edge.log" 2>&1 & edge=$!; pids+=($edge)
-sleep 0.5
+wait_until "origin ready" 20 ready 127.0.0.1:9091
+wait_until "edge ready" 20 ready 127.0.0.1:9093
 ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$SAMPLE" -c copy -f flv rtmp://127.0.0.1:1936/live/bench >/dev/null 2>&1 & pids+=($!)
-for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:8080/live/bench/video.m3u8 && break; sleep 0.1; done
+wait_until "stream playable through the edge" 30 playable
 cert=$(ls /tmp/ferrocast-selfsigned-8443.pem)
 for v in $VERSIONS; do
   for n in $COUNTS; do

@@ -11,21 +11,20 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${FERROCAST_BIN:-$root/target/release/ferrocast}
 sample=${SAMPLE:-$root/../shared/media/sample-h264-aac.flv}
 work=$(mktemp -d /dev/shm/ingestbench.XXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-tck=$(getconf CLK_TCK)
-cpu_ticks() { local t=0; for p in "$@"; do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
-rss_kb() { local t=0; for p in "$@"; do [ -r /proc/$p/status ] && t=$((t + $(awk '/VmRSS/{print $2}' /proc/$p/status))); done; echo $t; }
+# shellcheck source=benches/lib.sh
+. "$root/benches/lib.sh"
 
-measure() { # name port pids...
-  local name=$1 port=$2; shift 2
+measure() { # name port admin(host:port, ferrocast only, "" for nginx) pids...
+  local name=$1 port=$2 admin=$3; shift 3
   local srv=("$@") pubs=()
   for i in $(seq 1 "$N"); do
     ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$sample" -c copy -f flv "rtmp://127.0.0.1:$port/live/s$i" >/dev/null 2>&1 &
     pubs+=($!); pids+=($!)
   done
-  sleep 5 # every publisher connected and past its first GOP
+  # every publisher connected (ferrocast says so; nginx-rtmp has no such count), then past its
+  # first GOP
+  [ -z "$admin" ] || wait_until "$N publishers" 30 metric_is "$admin" ferrocast_ingest_publishers "$N"
+  sleep 5
   local c0; c0=$(cpu_ticks "${srv[@]}")
   sleep "$SECS"
   local c1 rss; c1=$(cpu_ticks "${srv[@]}"); rss=$(rss_kb "${srv[@]}")
@@ -36,25 +35,15 @@ measure() { # name port pids...
 }
 
 # ferrocast
-fport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/f.toml" <<CFG
-[log]
-level = "warn"
-[rtmp]
-listen = "127.0.0.1:$fport"
-[http]
-listen = "127.0.0.1:0"
-[https]
-enabled = false
-[admin]
-listen = "127.0.0.1:0"
-CFG
-"$bin" --config "$work/f.toml" & fpid=$!; pids+=($fpid); sleep 0.5
-measure ferrocast "$fport" "$fpid"
+fport=$(free_port); fadmin=127.0.0.1:$(free_port)
+ferrocast_config "$fport" "${fadmin#*:}" >"$work/f.toml"
+"$bin" --config "$work/f.toml" & fpid=$!; pids+=($fpid)
+wait_until "ferrocast ready" 20 ready "$fadmin"
+measure ferrocast "$fport" "$fadmin" "$fpid"
 kill "$fpid"; wait "$fpid" 2>/dev/null || true
 
 # nginx-rtmp with HLS
-nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nport=$(free_port)
 mkdir -p "$work/nginx/logs" "$work/hls"
 cat > "$work/nginx/nginx.conf" <<CFG
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
@@ -69,4 +58,4 @@ nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' & npid=$!; p
 for _ in $(seq 1 50); do nproc_pids=$(pgrep -P "$npid" | tr "\n" " "); [ -n "$nproc_pids" ] && break; sleep 0.1; done
 echo "nginx processes: $npid $nproc_pids"
 # shellcheck disable=SC2086
-measure nginx-rtmp "$nport" "$npid" $nproc_pids
+measure nginx-rtmp "$nport" "" "$npid" $nproc_pids

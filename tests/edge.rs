@@ -202,19 +202,6 @@ async fn two_hundred_viewers_through_an_edge_cost_one_upstream_request_per_objec
     assert_eq!(fills, 0);
 }
 
-/// Polls `cond` (bounded) until it holds.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Audio and video frames (not sequence headers) in an FLV file.
 fn fixture_frames(path: &str) -> f64 {
     use ferrocast_media::flv::{
@@ -373,10 +360,7 @@ async fn eviction_keeps_the_cache_under_its_budget() {
 async fn requests_fail_over_from_dead_and_hung_origins() {
     let a = Node::origin();
     // a dead origin (nothing listens) and a hung one (accepts, never answers)
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = free_addr();
     let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hung_addr = hung.local_addr().unwrap();
     let holder = tokio::spawn(async move {
@@ -503,6 +487,10 @@ async fn load_generator_viewers_over_http1_http2_and_http3() {
             (report.gaps, report.repeats, report.timeline_breaks),
             (0, 0, 0),
             "{http:?}: every viewer takes every part once, in order, on one timeline"
+        );
+        assert!(
+            report.timeline_checked > 50,
+            "{http:?}: timeline not checked"
         );
         assert!(
             report.delay_ms[2].is_finite() && report.delay_ms[2] < 2000.0,

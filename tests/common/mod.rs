@@ -673,3 +673,16 @@ impl Drop for Process {
         let _ = std::fs::remove_file(self.log.with_extension("toml"));
     }
 }
+
+/// Polls `cond` (bounded) until it holds.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

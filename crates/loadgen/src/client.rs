@@ -23,17 +23,62 @@ pub enum Proto {
     H3,
 }
 
-/// Where to connect.
+/// Where to connect, with everything per-connection setup needs decided once per run.
 #[derive(Clone)]
 pub struct Target {
     /// Socket address (loopback).
     pub addr: SocketAddr,
-    /// `host[:port]` for the Host header / :authority.
+    /// `host[:port]` for the Host header.
     pub authority: String,
-    /// TLS config (https URLs); `None` for cleartext.
+    /// `scheme://authority`, prefixed to paths for HTTP/2 and HTTP/3 (`:scheme`, `:authority`).
+    pub origin: String,
+    /// The TLS name to verify (the URL's host).
+    pub server_name: ServerName<'static>,
+    /// TLS over TCP with the ALPN of the run's protocol (https URLs); `None` for cleartext.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Scheme.
-    pub https: bool,
+    /// QUIC with ALPN h3 (HTTP/3 runs).
+    pub quic: Option<quinn::ClientConfig>,
+}
+
+impl Target {
+    /// A target for `proto`: `tls` is the verified-roots config for https URLs (`None` for
+    /// http), `host` the URL's host (brackets of an IPv6 literal removed).
+    pub fn new(
+        proto: Proto,
+        addr: SocketAddr,
+        authority: String,
+        host: &str,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Result<Self> {
+        let with_alpn = |mut c: rustls::ClientConfig, alpn: &[u8]| {
+            c.alpn_protocols = vec![alpn.to_vec()];
+            c
+        };
+        let (tls, quic) = match (tls, proto) {
+            (None, Proto::H3) => bail!("HTTP/3 needs an https URL"),
+            (None, _) => (None, None),
+            (Some(c), Proto::H3) => {
+                let crypto =
+                    quinn::crypto::rustls::QuicClientConfig::try_from(with_alpn(c, b"h3"))?;
+                (None, Some(quinn::ClientConfig::new(Arc::new(crypto))))
+            }
+            (Some(c), Proto::H2) => (Some(Arc::new(with_alpn(c, b"h2"))), None),
+            (Some(c), Proto::H1) => (Some(Arc::new(with_alpn(c, b"http/1.1"))), None),
+        };
+        let scheme = if tls.is_some() || quic.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        Ok(Self {
+            addr,
+            origin: format!("{scheme}://{authority}"),
+            authority,
+            server_name: ServerName::try_from(host.to_string())?,
+            tls,
+            quic,
+        })
+    }
 }
 
 /// A response, body collected.
@@ -58,12 +103,6 @@ pub enum Conn {
     H3(h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>),
 }
 
-fn tls_with_alpn(base: &rustls::ClientConfig, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
-    let mut c = base.clone();
-    c.alpn_protocols = vec![alpn.to_vec()];
-    Arc::new(c)
-}
-
 impl Conn {
     /// Opens a connection. HTTP/3 uses `endpoint`.
     pub async fn open(
@@ -72,18 +111,13 @@ impl Conn {
         endpoint: Option<&quinn::Endpoint>,
     ) -> Result<Conn> {
         if proto == Proto::H3 {
-            let tls = t
-                .tls
-                .as_ref()
+            let cfg = t
+                .quic
+                .clone()
                 .ok_or_else(|| anyhow!("HTTP/3 needs an https URL"))?;
             let endpoint = endpoint.ok_or_else(|| anyhow!("no QUIC endpoint"))?;
-            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(
-                (*tls_with_alpn(tls, b"h3")).clone(),
-            )?;
-            let cfg = quinn::ClientConfig::new(Arc::new(crypto));
-            let host = t.authority.split(':').next().unwrap_or("localhost");
             let conn = endpoint
-                .connect_with(cfg, t.addr, host)?
+                .connect_with(cfg, t.addr, &t.server_name.to_str())?
                 .await
                 .context("QUIC handshake")?;
             let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn)).await?;
@@ -95,20 +129,8 @@ impl Conn {
         match &t.tls {
             None => Self::handshake(proto, TokioIo::new(tcp)).await,
             Some(tls) => {
-                let alpn: &[u8] = if proto == Proto::H2 {
-                    b"h2"
-                } else {
-                    b"http/1.1"
-                };
-                let host = t
-                    .authority
-                    .split(':')
-                    .next()
-                    .unwrap_or("localhost")
-                    .to_string();
-                let name = ServerName::try_from(host)?;
-                let s = tokio_rustls::TlsConnector::from(tls_with_alpn(tls, alpn))
-                    .connect(name, tcp)
+                let s = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(t.server_name.clone(), tcp)
                     .await
                     .context("TLS handshake")?;
                 Self::handshake(proto, TokioIo::new(s)).await
@@ -146,8 +168,7 @@ impl Conn {
 
     /// GET `path`, asking for gzip.
     pub async fn get(&mut self, t: &Target, path: &str) -> Result<Response> {
-        let scheme = if t.https { "https" } else { "http" };
-        let uri = format!("{scheme}://{}{path}", t.authority);
+        let uri = || format!("{}{path}", t.origin);
         let head = |b: http::request::Builder| b.header("accept-encoding", "gzip");
         let resp = match self {
             Conn::H1(s) => {
@@ -158,11 +179,11 @@ impl Conn {
             }
             Conn::H2(s) => {
                 s.ready().await?;
-                let req = head(http::Request::get(uri)).body(Empty::new())?;
+                let req = head(http::Request::get(uri())).body(Empty::new())?;
                 hyper_response(s.send_request(req).await?).await?
             }
             Conn::H3(s) => {
-                let req = head(http::Request::get(uri)).body(())?;
+                let req = head(http::Request::get(uri())).body(())?;
                 let mut stream = s.send_request(req).await?;
                 stream.finish().await?;
                 let r = stream.recv_response().await?;

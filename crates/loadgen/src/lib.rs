@@ -72,6 +72,7 @@ struct Stats {
     gaps: AtomicU64,
     repeats: AtomicU64,
     timeline_breaks: AtomicU64,
+    timeline_checked: AtomicU64,
 }
 
 /// Where one viewer is in one rendition: the last part it took and where that part's media
@@ -87,10 +88,12 @@ impl Continuity {
     fn take(&mut self, stats: &Stats, id: (u64, u32), listed: &[playlist::PartRef]) {
         if let Some(l) = self.last {
             let next_in_segment = (l.0, l.1 + 1);
-            let segment_ended = !listed.iter().any(|p| (p.msn, p.index) == next_in_segment);
+            // the first part of the next segment follows only if the segment has no part after
+            // the last one taken
+            let segment_ended = || !listed.iter().any(|p| (p.msn, p.index) == next_in_segment);
             if id <= l {
                 stats.repeats.fetch_add(1, Ordering::Relaxed);
-            } else if id != next_in_segment && !(id == (l.0 + 1, 0) && segment_ended) {
+            } else if id != next_in_segment && !(id == (l.0 + 1, 0) && segment_ended()) {
                 stats.gaps.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -101,6 +104,7 @@ impl Continuity {
     fn media(&mut self, stats: &Stats, body: Option<&[u8]>) {
         let span = body.and_then(fragment::span);
         if let (Some((base, _)), Some(end), true) = (span, self.end, self.check_timeline) {
+            stats.timeline_checked.fetch_add(1, Ordering::Relaxed);
             if base != end {
                 stats.timeline_breaks.fetch_add(1, Ordering::Relaxed);
             }
@@ -363,19 +367,11 @@ async fn resolve(args: &Args) -> Result<(Target, String)> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        Some(Arc::new(cfg))
+        Some(cfg)
     } else {
         None
     };
-    Ok((
-        Target {
-            addr,
-            authority,
-            tls,
-            https,
-        },
-        base,
-    ))
+    Ok((Target::new(args.http, addr, authority, host, tls)?, base))
 }
 
 /// Checks the bounds of a run (viewer count, duration, ramp).
@@ -421,6 +417,9 @@ pub struct Report {
     /// Video parts whose decode time does not start where the previous part's ended (whole
     /// run).
     pub timeline_breaks: u64,
+    /// Video parts whose decode time was checked against the previous part's end (whole run;
+    /// 0 means the timeline was not checked at all).
+    pub timeline_checked: u64,
 }
 
 impl Report {
@@ -467,8 +466,8 @@ impl Report {
             bytes as f64 / secs / 1e6
         );
         println!(
-            "continuity          {} parts skipped, {} repeated, {} video timeline breaks",
-            self.gaps, self.repeats, self.timeline_breaks
+            "continuity          {} parts skipped, {} repeated, {} video timeline breaks in {} checked",
+            self.gaps, self.repeats, self.timeline_breaks, self.timeline_checked
         );
         println!("errors              {error_total}");
         for (k, v) in self.errors.iter().take(10) {
@@ -549,5 +548,6 @@ fn report(args: &Args, run: &Run, elapsed: Duration) -> Report {
         gaps: s.gaps.load(Ordering::Relaxed),
         repeats: s.repeats.load(Ordering::Relaxed),
         timeline_breaks: s.timeline_breaks.load(Ordering::Relaxed),
+        timeline_checked: s.timeline_checked.load(Ordering::Relaxed),
     }
 }
