@@ -180,6 +180,8 @@ pub struct PackagerConfig {
     pub max_target_duration: HumanDuration,
     /// Listed segments.
     pub window_segments: usize,
+    /// Input silence after which GAP parts keep the timeline moving.
+    pub stall_timeout: HumanDuration,
     /// Other servers delivering the same streams (`{url}/{stream}/index.m3u8`), listed as
     /// redundant variant streams.
     pub redundant_urls: Vec<String>,
@@ -353,6 +355,10 @@ impl Config {
         }
         if mt < st || mt > 60_000 || mt / pt > 250 {
             bail!("packager.max_target_duration: must be ≥ segment_target, ≤ 60s and at most 250 parts long, not {mt} ms");
+        }
+        let stall = p.stall_timeout.0.as_millis();
+        if stall < pt || stall > 60_000 {
+            bail!("packager.stall_timeout: must be at least part_target and at most 60s, not {stall} ms");
         }
         if !(6..=1000).contains(&p.window_segments) {
             bail!(

@@ -119,6 +119,7 @@ impl Server {
                 window_segments: cfg.packager.window_segments,
                 agree_epoch: !cfg.cluster.peers.is_empty(),
                 redundant_urls: cfg.packager.redundant_urls.clone().into(),
+                stall_timeout: cfg.packager.stall_timeout.0,
             };
             let store = Arc::new(Store::new(settings, pm));
             if !cfg.cluster.peers.is_empty() {

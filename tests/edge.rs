@@ -334,11 +334,7 @@ async fn eviction_keeps_the_cache_under_its_budget() {
     push.await.unwrap();
     // every segment, fetched after the fact, still comes whole through a full cache
     let r = get(a.http, "/live/small/video.m3u8").await;
-    for line in r
-        .text()
-        .lines()
-        .filter(|l| l.ends_with(".m4s") && !l.starts_with('#'))
-    {
+    for line in media_segment_uris(&r.text()) {
         let via_edge = get(edge.http, &format!("/live/small/{line}")).await;
         let direct = get(a.http, &format!("/live/small/{line}")).await;
         assert_eq!(via_edge.status, 200);

@@ -554,6 +554,23 @@ pub fn playlist_parts(text: &str) -> (Vec<(u64, u32, String)>, bool) {
     )
 }
 
+/// URIs of the segments a media playlist lists that carry media (not EXT-X-GAP).
+pub fn media_segment_uris(text: &str) -> Vec<String> {
+    let mut gap = false;
+    let mut uris = Vec::new();
+    for line in text.lines() {
+        if line == "#EXT-X-GAP" {
+            gap = true;
+        } else if !line.starts_with('#') && !line.is_empty() {
+            if !gap {
+                uris.push(line.to_string());
+            }
+            gap = false;
+        }
+    }
+    uris
+}
+
 /// A loopback address nothing listens on right now (for configs that must name each other
 /// before either node starts).
 pub fn free_addr() -> SocketAddr {

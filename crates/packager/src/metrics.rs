@@ -19,6 +19,8 @@ pub struct PackagerMetrics {
     pub forced_cuts: IntCounterVec,
     /// Last frame of a part received → part servable, seconds, by rendition.
     pub part_publish_latency: HistogramVec,
+    /// GAP parts published while the input was lost, by rendition.
+    pub gap_parts: IntCounterVec,
     /// The per-rendition series, resolved once (video, audio): not hashed per part.
     by_track: [TrackMetrics; 2],
 }
@@ -32,6 +34,8 @@ pub struct TrackMetrics {
     pub segments: IntCounter,
     /// `ferrocast_part_publish_latency_seconds{rendition}`.
     pub part_publish_latency: Histogram,
+    /// `ferrocast_gap_parts_total{rendition}`.
+    pub gap_parts: IntCounter,
 }
 
 impl PackagerMetrics {
@@ -43,6 +47,7 @@ impl PackagerMetrics {
         registry.register(Box::new(m.segments.clone()))?;
         registry.register(Box::new(m.forced_cuts.clone()))?;
         registry.register(Box::new(m.part_publish_latency.clone()))?;
+        registry.register(Box::new(m.gap_parts.clone()))?;
         Ok(m)
     }
 
@@ -61,6 +66,11 @@ impl PackagerMetrics {
             "Segments produced",
             &["rendition"],
         );
+        let gap_parts = counter(
+            "ferrocast_gap_parts_total",
+            "GAP parts published while a stream's input was lost",
+            &["rendition"],
+        );
         let part_publish_latency = HistogramVec::new(
             HistogramOpts::new(
                 "ferrocast_part_publish_latency_seconds",
@@ -76,6 +86,7 @@ impl PackagerMetrics {
             parts: parts.with_label_values(&[t.as_str()]),
             segments: segments.with_label_values(&[t.as_str()]),
             part_publish_latency: part_publish_latency.with_label_values(&[t.as_str()]),
+            gap_parts: gap_parts.with_label_values(&[t.as_str()]),
         });
         Self {
             active_streams: IntGauge::new(
@@ -91,6 +102,7 @@ impl PackagerMetrics {
                 &["stream"],
             ),
             part_publish_latency,
+            gap_parts,
             by_track,
         }
     }

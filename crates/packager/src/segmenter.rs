@@ -43,6 +43,23 @@
 //!    part. (If a keyframe arrives mid-part — an irregular GOP — an audio part already closed at
 //!    its nominal end makes that audio segment end up to one part after the video's.)
 //!
+//! 6. **Input loss.** When the leading track stops (the caller says for how long, see
+//!    [`Segmenter::fill`]), the open part and segment are closed where the media ends and the
+//!    timeline goes on with GAP parts on the same grid: a gap segment runs to the next bucket
+//!    edge (`(⌊(start + fd/2) / W⌋ + 1)·W`), later ones are whole buckets, parts are `n·fd`
+//!    long from the segment start (the last one of a bucket shorter), and the follower gets
+//!    GAP parts with the same numbers. A part is added once the input has been missing past
+//!    its end. When the input returns, everything up to its first keyframe is dropped; that
+//!    keyframe ends the gap (a last, short GAP part reaches exactly to it) and starts a new
+//!    segment after an [`Event::Discontinuity`]. If its timestamp lies before the gap's end
+//!    (an encoder that restarted its clock, or media buffered in the network) or more than one
+//!    bucket past the time the input was missing for, the publisher's timestamps are shifted
+//!    from then on so that it lands exactly where the gap ends; otherwise (an encoder whose
+//!    clock kept running, as OBS's does) they are kept, and two origins that lost the same
+//!    input still cut the same parts. A new session of the stream ([`Segmenter::resume`])
+//!    returns the same way, keeping the stream's timing (its frame duration is re-measured
+//!    from its first two frames).
+//!
 //! PART-TARGET is advertised as the longest part these rules can produce: `n·fd` (+1 ms for
 //! millisecond timestamp jitter), or `⌈n·fd / afd⌉·afd` (+1 ms) for audio frames of duration
 //! `afd`.
@@ -50,7 +67,9 @@
 use bytes::Bytes;
 use ferrocast_media::time::rescale;
 use ferrocast_media::{MediaUnit, TrackKind};
-use std::collections::VecDeque;
+use follower::Follower;
+use gap::Gap;
+use std::time::Duration;
 
 /// Longest probe buffer (units) before timing is decided with what is known.
 const MAX_PROBE_UNITS: usize = 4096;
@@ -162,6 +181,9 @@ pub enum Event {
     Timing(Timing),
     /// A part is complete.
     Part(ClosedPart),
+    /// The next segment of every track starts after a discontinuity (the input came back
+    /// after a loss, rule 6).
+    Discontinuity,
     /// Every part of segment `msn` of `track` has been emitted.
     SegmentEnd {
         /// Track.
@@ -198,6 +220,8 @@ struct Seg {
 
 #[derive(Debug, Clone, Copy)]
 struct Ticks {
+    /// The leading track's timescale.
+    ts: u32,
     /// GOP duration measured by the probe.
     gop: i64,
     fd: i64,
@@ -227,38 +251,21 @@ struct Running {
     open: Option<OpenPart>,
     end: Option<i64>,
     last_dts: i64,
-    min_msn: u64,
     /// Start on a bucket-opening keyframe (`SegmenterConfig::align_start`).
     align_start: bool,
     /// The first keyframe seen before the first segment started.
     first_key: Option<i64>,
     follower: Option<Follower>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct PartRef {
-    msn: u64,
-    index: u32,
-    start: i64,
-    /// Where the part ends if the segment goes on: `segment start + (index + 1) × part`.
-    nominal_end: i64,
-    /// Where the video part actually ended, once closed.
-    end: Option<i64>,
-}
-
-#[derive(Debug)]
-struct Follower {
-    track: TrackKind,
-    ts: u32,
-    lead_ts: u32,
-    fd: i64,
-    queue: VecDeque<Pending>,
-    parts: VecDeque<PartRef>,
-    open: Option<OpenPart>,
-    end: Option<i64>,
-    seg_ends: VecDeque<u64>,
-    last_opened: Option<(u64, u32)>,
-    dropped: u64,
+    /// Media sequence number of the next segment.
+    next_msn: u64,
+    /// The leading track is missing (rule 6).
+    gap: Option<Gap>,
+    /// Added to the publisher's leading-track timestamps (rule 6).
+    shift: i64,
+    /// Audio received while the leading track is missing, for when it returns (rule 6).
+    held: std::collections::VecDeque<MediaUnit>,
+    /// After a resumed session's return: its first frame's decode time once seen (rule 6).
+    spacing_check: Option<gap::Spacing>,
 }
 
 impl Segmenter {
@@ -326,7 +333,7 @@ impl Segmenter {
         let lead = self.lead;
         let Some(run) = &mut self.run else { return };
         run.close_lead(lead, None, out);
-        if let Some(seg) = run.seg.take() {
+        if let Some(seg) = run.seg.take().filter(|s| s.next_index > 0) {
             if let Some(f) = &mut run.follower {
                 f.mark_segment_end(seg.msn);
             }
@@ -339,6 +346,62 @@ impl Segmenter {
         if let Some(f) = &mut run.follower {
             f.drain(i64::MAX, true, out);
         }
+    }
+
+    /// No input on the leading track for `silent` since its last unit (it stalled, or its
+    /// publisher is gone): the timeline goes on with GAP parts up to there (rule 6).
+    pub fn fill(&mut self, silent: Duration, out: &mut Vec<Event>) {
+        let (lead, lead_ts) = (self.lead, self.lead_ts);
+        let Some(run) = &mut self.run else { return };
+        let silent = i64::try_from(silent.as_micros()).unwrap_or(i64::MAX);
+        let until = run
+            .last_dts
+            .saturating_add(rescale(silent, 1_000_000, lead_ts));
+        run.fill(lead, until, out);
+    }
+
+    /// The publisher is gone: what it sent is published (a probe still running decides with
+    /// what it has) and the timeline waits in the gap state for [`Segmenter::fill`] or a
+    /// [`Segmenter::resume`].
+    pub fn input_lost(&mut self, out: &mut Vec<Event>) {
+        if let Some(buf) = &self.probe {
+            if !buf.iter().any(|u| u.track == self.lead) {
+                return;
+            }
+            let t = self.timing_from(None);
+            self.start(t, out);
+        }
+        let lead = self.lead;
+        if let Some(run) = &mut self.run {
+            run.enter_gap(lead, out);
+        }
+    }
+
+    /// A new publish session of the same stream (a reconnect, or new sequence headers): its
+    /// first keyframe continues the timeline after a discontinuity (rule 6). `audio_rate` is
+    /// the new session's audio sample rate.
+    pub fn resume(&mut self, audio_rate: Option<u32>, out: &mut Vec<Event>) {
+        let lead = self.lead;
+        let Some(run) = &mut self.run else {
+            // nothing was published: start over
+            self.probe = Some(Vec::new());
+            return;
+        };
+        if !run.enter_gap(lead, out) {
+            return;
+        }
+        run.spacing_check = Some(gap::Spacing::new());
+        if let (Some(rate), Some(f)) = (audio_rate, &mut run.follower) {
+            if self.follower_ts != Some(rate) {
+                f.set_timescale(rate);
+                self.follower_ts = Some(rate);
+            }
+        }
+    }
+
+    /// True until the first GOP is known.
+    pub fn is_probing(&self) -> bool {
+        self.probe.is_some()
     }
 
     fn probe_done(&self) -> Option<(i64, u32)> {
@@ -411,6 +474,7 @@ impl Segmenter {
         let seg_limit = i64::from(td) * i64::from(ts) + i64::from(ts) / 2;
         self.run = Some(Running {
             t: Ticks {
+                ts,
                 gop: g,
                 fd,
                 half_fd,
@@ -422,22 +486,14 @@ impl Segmenter {
             open: None,
             end: None,
             last_dts: i64::MIN,
-            min_msn: self.cfg.min_msn,
             align_start: self.cfg.align_start,
             first_key: None,
-            follower: self.follower_ts.map(|fts| Follower {
-                track: TrackKind::Audio,
-                ts: fts,
-                lead_ts: ts,
-                fd: 1024,
-                queue: VecDeque::new(),
-                parts: VecDeque::new(),
-                open: None,
-                end: None,
-                seg_ends: VecDeque::new(),
-                last_opened: None,
-                dropped: 0,
-            }),
+            follower: self.follower_ts.map(|fts| Follower::new(fts, ts)),
+            next_msn: self.cfg.min_msn,
+            gap: None,
+            shift: 0,
+            held: std::collections::VecDeque::new(),
+            spacing_check: None,
         });
         for u in self.probe.take().unwrap_or_default() {
             self.process(u, out);
@@ -450,6 +506,16 @@ impl Segmenter {
         if u.track == lead {
             run.push_lead(lead, u, out);
         } else if let Some(f) = &mut run.follower {
+            if run.gap.is_some() {
+                // the leading track is missing: audio waits (bounded) for its keyframe
+                if run.held.len() >= MAX_FOLLOWER_QUEUE {
+                    run.held.pop_front();
+                }
+                run.held.push_back(u);
+                return;
+            }
+            let mut u = u;
+            u.dts += f.to_lead_inv(run.shift);
             f.enqueue(u);
             let now = run.last_dts;
             f.drain(now, false, out);
@@ -463,12 +529,25 @@ impl Running {
     }
 
     fn push_lead(&mut self, lead: TrackKind, u: MediaUnit, out: &mut Vec<Event>) {
+        let mut forced = None;
+        if self.gap.is_some() {
+            match self.end_gap(lead, &u, out) {
+                Some(d) => forced = Some(d),
+                None => return,
+            }
+        }
+        let dts = u.dts + self.shift;
+        let unsnapped = self.check_spacing(dts, u.keyframe && forced.is_none());
         let t = self.t;
         // Decode times are snapped to the frame grid (multiples of fd on the publisher's own
         // timeline): millisecond jitter disappears, parts are exact multiples of fd, and the
         // result depends on nothing but the unit's own timestamp. PTS is kept exact through
         // the composition offset.
-        let snapped = (u.dts + t.half_fd).div_euclid(t.fd) * t.fd;
+        let snapped = match forced {
+            Some(d) => d,
+            None if unsnapped => dts,
+            None => (dts + t.half_fd).div_euclid(t.fd) * t.fd,
+        };
         let floor = match (&self.open, self.end) {
             (Some(p), _) => p.samples.last().map_or(i64::MIN, |s| s.dts + 1),
             (None, Some(end)) => end,
@@ -476,7 +555,7 @@ impl Running {
         };
         let d = snapped.max(floor);
         let cts =
-            (i64::from(u.cts) + (u.dts - d)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+            (i64::from(u.cts) + (dts - d)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         self.last_dts = self.last_dts.max(d);
         let bucket = |x: i64| (x + t.half_fd).div_euclid(t.bucket);
         match self.seg {
@@ -491,7 +570,7 @@ impl Running {
                 if self.align_start && bucket(d) == bucket(d - t.gop) && d - first < t.bucket {
                     return;
                 }
-                let msn = (bucket(d).max(0) as u64).max(self.min_msn);
+                let msn = (bucket(d).max(0) as u64).max(self.next_msn);
                 self.start_segment(msn, d);
             }
             Some(seg) if u.keyframe && bucket(d) > bucket(seg.start) => {
@@ -538,12 +617,14 @@ impl Running {
             let nominal_end = seg.start + i64::from(index + 1) * t.part;
             f.open_part(open.msn, index, d, nominal_end);
         }
-        if d + t.fd >= self.boundary(&seg, index + 1) {
+        // (a resumed session whose frame rate is being checked closes parts on the next frame)
+        if !unsnapped && d + t.fd >= self.boundary(&seg, index + 1) {
             self.close_lead(lead, None, out);
         }
     }
 
     fn start_segment(&mut self, msn: u64, start: i64) {
+        self.next_msn = msn + 1;
         self.seg = Some(Seg {
             msn,
             start,
@@ -649,170 +730,8 @@ fn finish(track: TrackKind, p: OpenPart, next_dts: Option<i64>, fd: i64) -> Clos
     }
 }
 
-impl Follower {
-    fn to_lead(&self, ticks: i64) -> i64 {
-        rescale(ticks, self.ts, self.lead_ts)
-    }
-
-    fn enqueue(&mut self, u: MediaUnit) {
-        if self.queue.len() >= MAX_FOLLOWER_QUEUE {
-            // the leader stalled while the follower kept coming: drop the oldest (bounded)
-            self.queue.pop_front();
-            if (self.dropped + 1).is_power_of_two() {
-                tracing::warn!(
-                    dropped = self.dropped,
-                    "audio far ahead of video: dropping audio"
-                );
-            }
-            self.dropped += 1;
-        }
-        let floor = match (self.queue.back(), &self.open, self.end) {
-            (Some(b), _, _) => b.dts + 1,
-            (None, Some(p), _) => p.samples.last().map_or(i64::MIN, |s| s.dts + 1),
-            (None, None, Some(end)) => end,
-            (None, None, None) => i64::MIN,
-        };
-        let d = u.dts.max(floor);
-        self.queue.push_back(Pending {
-            dts: d,
-            cts: 0,
-            keyframe: true,
-            data: u.data,
-        });
-    }
-
-    fn open_part(&mut self, msn: u64, index: u32, start: i64, nominal_end: i64) {
-        // every video part is announced once, even if its audio part was already closed (on
-        // the nominal end) while video samples of that part are still arriving
-        if self.last_opened.is_some_and(|last| last >= (msn, index)) {
-            return;
-        }
-        self.last_opened = Some((msn, index));
-        self.parts.push_back(PartRef {
-            msn,
-            index,
-            start,
-            nominal_end,
-            end: None,
-        });
-    }
-
-    fn close_part(&mut self, msn: u64, index: u32, end: i64) {
-        if let Some(p) = self
-            .parts
-            .iter_mut()
-            .rev()
-            .find(|p| p.msn == msn && p.index == index)
-        {
-            p.end = Some(end);
-        }
-    }
-
-    fn mark_segment_end(&mut self, msn: u64) {
-        self.seg_ends.push_back(msn);
-    }
-
-    /// Emits SegmentEnd for every ended segment none of whose parts is still pending.
-    fn emit_segment_ends(&mut self, out: &mut Vec<Event>) {
-        while let Some(&m) = self.seg_ends.front() {
-            if self.parts.iter().any(|p| p.msn <= m) {
-                break;
-            }
-            self.seg_ends.pop_front();
-            out.push(Event::SegmentEnd {
-                track: self.track,
-                msn: m,
-                forced_next: false,
-            });
-        }
-    }
-
-    /// Assigns queued audio to video parts and closes audio parts whose video part is closed
-    /// and whose audio is complete. `lead_now` is the latest leading-track time; `flush` closes
-    /// everything.
-    fn drain(&mut self, lead_now: i64, flush: bool, out: &mut Vec<Event>) {
-        let lag_limit = i64::from(self.lead_ts);
-        let afd_lead = self.to_lead(self.fd);
-        let half = afd_lead / 2;
-        while let Some(front) = self.parts.front().copied() {
-            // Audio closes on the video part's actual end or, while the video part is still
-            // open, on its nominal end: with a constant GOP the video part ends exactly there
-            // (keyframes fall on part boundaries), so audio parts need not wait for video.
-            let end = Some(front.end.unwrap_or(front.nominal_end));
-            // predicted: the open audio part's last frame reaches the end of the video part
-            if let (Some(e), Some(open)) = (end, &self.open) {
-                if let Some(last) = open.samples.last() {
-                    if self.to_lead(last.dts) + afd_lead >= e - half {
-                        self.close_front(None, out);
-                        continue;
-                    }
-                }
-            }
-            if let Some(a) = self.queue.front() {
-                let a_lead = self.to_lead(a.dts);
-                if self.end.is_none() && self.open.is_none() && a_lead < front.start - half {
-                    self.queue.pop_front(); // before the first segment (midpoint rule)
-                    continue;
-                }
-                if let Some(e) = end {
-                    if a_lead >= e - half {
-                        let next = a.dts;
-                        self.close_front(Some(next), out);
-                        continue;
-                    }
-                }
-                let a = self.queue.pop_front().expect("front exists");
-                let open = self.open.get_or_insert_with(|| OpenPart {
-                    msn: front.msn,
-                    index: front.index,
-                    independent: true,
-                    samples: Vec::new(),
-                });
-                open.samples.push(a);
-                continue;
-            }
-            match front.end {
-                Some(e) if flush || lead_now.saturating_sub(e) > lag_limit => {
-                    self.close_front(None, out);
-                }
-                None if flush => {
-                    self.close_front(None, out);
-                }
-                _ => break,
-            }
-        }
-        self.emit_segment_ends(out);
-    }
-
-    fn close_front(&mut self, next_dts: Option<i64>, out: &mut Vec<Event>) {
-        let Some(front) = self.parts.pop_front() else {
-            return;
-        };
-        let part = match self.open.take() {
-            Some(open) if !open.samples.is_empty() => finish(self.track, open, next_dts, self.fd),
-            _ => {
-                let lead_len = front.end.unwrap_or(front.nominal_end) - front.start;
-                let start = self.end.unwrap_or_else(|| self.to_lead_inv(front.start));
-                ClosedPart {
-                    track: self.track,
-                    msn: front.msn,
-                    index: front.index,
-                    independent: true,
-                    start,
-                    duration: rescale(lead_len, self.lead_ts, self.ts).max(1),
-                    samples: Vec::new(),
-                }
-            }
-        };
-        self.end = Some(part.start + part.duration);
-        out.push(Event::Part(part));
-        self.emit_segment_ends(out);
-    }
-
-    fn to_lead_inv(&self, lead_ticks: i64) -> i64 {
-        rescale(lead_ticks, self.lead_ts, self.ts)
-    }
-}
+mod follower;
+mod gap;
 
 #[cfg(test)]
 mod tests;

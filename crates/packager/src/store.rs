@@ -59,6 +59,10 @@ impl Store {
             Some(old) => fresh.continue_after(&old),
             None => self.metrics.active_streams.inc(),
         }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            // the stream's input-loss clock (GAP parts), for as long as it lives
+            rt.spawn(crate::stream::drive(Arc::downgrade(&fresh)));
+        }
         let _ = self.created.send(fresh.clone());
         fresh
     }

@@ -5,6 +5,12 @@
 //! [`Stream::push`] for every unit → [`Stream::end_publish`]; after the reconnect grace period
 //! without a new publisher, [`Stream::finish`] adds EXT-X-ENDLIST. A publisher that comes back
 //! before `finish` continues the same playlists after an EXT-X-DISCONTINUITY.
+//!
+//! Input loss (RFC 8216bis §6.2.1: a part is added within a part target of the previous one;
+//! missing media is GAP): [`Stream::tick`], called on a timer (see [`drive`]), fills the
+//! timeline with GAP parts and segments once the leading track has been silent for
+//! `stall_timeout`, and at once when the publisher is gone, until the input returns (after a
+//! discontinuity) or the stream ends. The rule is the segmenter's (rule 6).
 
 use crate::blocking::Position;
 use crate::cmaf::{fragment_header, init_segment, TrackConfig};
@@ -21,7 +27,7 @@ use ferrocast_media::{MediaUnit, TrackKind};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Bound on the arrival times remembered for units held by the segmenter's probe.
@@ -41,6 +47,9 @@ pub struct StreamSettings {
     /// playlists): each is listed in the multivariant playlist as a redundant copy of the
     /// variant, for players that fail over by themselves.
     pub redundant_urls: Arc<[String]>,
+    /// The leading track (video, else audio) is taken as lost after this long without a unit:
+    /// GAP parts keep the playlists moving until it returns.
+    pub stall_timeout: Duration,
 }
 
 impl Default for StreamSettings {
@@ -50,6 +59,7 @@ impl Default for StreamSettings {
             window_segments: 10,
             agree_epoch: false,
             redundant_urls: Arc::from(Vec::new()),
+            stall_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -223,9 +233,13 @@ struct Inner {
     epoch: Epoch,
     /// Wall clock of the latest unit (Unix µs): when its parts became servable.
     wall_us: i64,
-    offset90: i64,
-    need_offset: bool,
+    /// Arrival of the latest unit of the leading track.
+    lead_arrival: Option<Instant>,
+    /// The publisher is gone (waiting for a reconnect): the input is lost already.
+    input_gone: bool,
     init_gen: u32,
+    /// The init generation a resumed session's media uses, from its discontinuity on.
+    pending_init_gen: Option<u32>,
     next_msn: u64,
     last_arrival: [Option<Instant>; 2],
     probing: bool,
@@ -247,7 +261,6 @@ struct Rendition {
     last_segment: Option<u64>,
     last_part: Option<(u64, u32)>,
     bytes_in_window: VecDeque<(u64, i64, usize)>,
-    end: i64,
 }
 
 /// The publisher's tracks disagree with what is already being published (issue a clear error).
@@ -277,9 +290,10 @@ impl Stream {
                 renditions: Vec::new(),
                 epoch: Epoch::default(),
                 wall_us: 0,
-                offset90: 0,
-                need_offset: false,
+                lead_arrival: None,
+                input_gone: false,
                 init_gen: 0,
+                pending_init_gen: None,
                 next_msn: 0,
                 last_arrival: [None, None],
                 probing: true,
@@ -347,11 +361,15 @@ impl Stream {
         let mut g = self.inner.lock();
         let g = &mut *g;
         let resume = !g.renditions.is_empty();
-        if resume {
-            g.init_gen += 1;
-            g.need_offset = true;
-        }
-        let gen = g.init_gen;
+        let gen = if resume {
+            // the new init segments apply from the discontinuity the segmenter signals when
+            // the new session's first keyframe arrives (GAP parts may come before it)
+            let gen = g.pending_init_gen.unwrap_or(g.init_gen) + 1;
+            g.pending_init_gen = Some(gen);
+            gen
+        } else {
+            g.init_gen
+        };
         let configs = [
             tracks.video.clone().map(TrackConfig::Avc),
             tracks.audio.clone().map(TrackConfig::Aac),
@@ -363,7 +381,6 @@ impl Stream {
                     r.timescale = config.timescale();
                     r.config = config;
                     r.inits.push((gen, init));
-                    r.discontinuity_pending = true;
                 }
                 None if !resume => g.renditions.push(Rendition {
                     kind: config.kind(),
@@ -377,7 +394,6 @@ impl Stream {
                     last_segment: None,
                     last_part: None,
                     bytes_in_window: VecDeque::new(),
-                    end: 0,
                 }),
                 None => {
                     tracing::warn!(stream = %self.name, track = config.kind().as_str(),
@@ -385,27 +401,39 @@ impl Stream {
                 }
             }
         }
-        let mut cfg = g.settings.segmenter;
-        if let Some(t) = g.timing {
-            cfg.fixed_target_duration = Some(t.target_duration);
-        }
-        cfg.min_msn = g.next_msn;
-        cfg.align_start = !resume;
-        let has_video = g.renditions.iter().any(|r| r.kind == TrackKind::Video);
         let audio_rate = g
             .renditions
             .iter()
             .find(|r| r.kind == TrackKind::Audio)
             .map(|r| r.timescale);
-        g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
-        g.probing = true;
+        match &mut g.segmenter {
+            Some(s) if resume => {
+                let mut events = std::mem::take(&mut g.events);
+                s.resume(audio_rate, &mut events);
+                for ev in events.drain(..) {
+                    self.apply(g, ev);
+                }
+                g.events = events;
+            }
+            _ => {
+                let mut cfg = g.settings.segmenter;
+                if let Some(t) = g.timing {
+                    cfg.fixed_target_duration = Some(t.target_duration);
+                }
+                cfg.min_msn = g.next_msn;
+                cfg.align_start = !resume;
+                let has_video = g.renditions.iter().any(|r| r.kind == TrackKind::Video);
+                g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
+            }
+        }
+        g.probing = g.segmenter.as_ref().is_some_and(Segmenter::is_probing);
+        g.input_gone = false;
         g.ended = false;
-        g.epoch = Epoch::default();
         Ok(())
     }
 
     /// Feeds one unit received at `arrival` (monotonic) / `wall_us` (Unix µs).
-    pub fn push(&self, mut unit: MediaUnit, arrival: Instant, wall_us: i64) {
+    pub fn push(&self, unit: MediaUnit, arrival: Instant, wall_us: i64) {
         let wall_ms = wall_us.div_euclid(1000);
         let mut g = self.inner.lock();
         let g = &mut *g;
@@ -417,21 +445,7 @@ impl Stream {
         else {
             return;
         };
-        let t90 = |u: &MediaUnit| rescale(u.dts, ts, VIDEO_TIMESCALE);
-        if g.need_offset {
-            let end90 = g
-                .renditions
-                .iter()
-                .map(|r| rescale(r.end, r.timescale, VIDEO_TIMESCALE))
-                .max()
-                .unwrap_or(0);
-            g.offset90 = end90 - t90(&unit);
-            g.need_offset = false;
-        }
-        unit.dts += rescale(g.offset90, VIDEO_TIMESCALE, ts);
-        if g.epoch
-            .propose(wall_ms - rescale(t90(&unit), VIDEO_TIMESCALE, 1000))
-        {
+        if g.epoch.propose(wall_ms - rescale(unit.dts, ts, 1000)) {
             if g.settings.agree_epoch {
                 self.epoch_proposed.send_modify(|n| *n += 1);
             } else {
@@ -439,6 +453,9 @@ impl Stream {
             }
         }
         g.wall_us = wall_us;
+        if unit.track == lead_kind(&g.renditions) {
+            g.lead_arrival = Some(arrival);
+        }
         let slot = |k: TrackKind| usize::from(k == TrackKind::Audio);
         let previous_arrival = g.last_arrival;
         g.last_arrival[slot(unit.track)] = Some(arrival);
@@ -491,17 +508,15 @@ impl Stream {
         let mut g = self.inner.lock();
         let g = &mut *g;
         let mut events = std::mem::take(&mut g.events);
-        if let Some(mut s) = g.segmenter.take() {
-            s.flush(&mut events);
+        if let Some(s) = &mut g.segmenter {
+            s.input_lost(&mut events);
         }
         for ev in events.drain(..) {
             self.apply(g, ev);
         }
         g.events = events;
         g.publishing = false;
-        for r in &mut g.renditions {
-            r.discontinuity_pending = true;
-        }
+        g.input_gone = true;
         for kind in [TrackKind::Video, TrackKind::Audio] {
             self.publish_view(g, kind);
         }
@@ -515,11 +530,48 @@ impl Stream {
         if g.publishing || g.generation != generation {
             return false;
         }
+        let mut events = std::mem::take(&mut g.events);
+        if let Some(mut s) = g.segmenter.take() {
+            s.flush(&mut events);
+        }
+        for ev in events.drain(..) {
+            self.apply(g, ev);
+        }
+        g.events = events;
         g.ended = true;
         for kind in [TrackKind::Video, TrackKind::Audio] {
             self.publish_view(g, kind);
         }
         true
+    }
+
+    /// Keeps the timeline moving while the input is lost (see the module doc); returns when
+    /// to call again, or `None` once the stream has ended.
+    pub fn tick(&self, now: Instant) -> Option<Instant> {
+        let mut g = self.inner.lock();
+        let g = &mut *g;
+        if g.ended {
+            return None;
+        }
+        let timeout = g.settings.stall_timeout;
+        let (Some(last), true) = (g.lead_arrival, g.segmenter.is_some()) else {
+            return Some(now + timeout);
+        };
+        let silent = now.saturating_duration_since(last);
+        if !g.input_gone && silent < timeout {
+            return Some(last + timeout);
+        }
+        let mut events = std::mem::take(&mut g.events);
+        if let Some(s) = &mut g.segmenter {
+            s.fill(silent, &mut events);
+        }
+        for ev in events.drain(..) {
+            self.apply(g, ev);
+        }
+        g.events = events;
+        // the next GAP part is due within a part target: check four times per part
+        let part = g.timing.map_or(200, |t| t.part_target_ms);
+        Some(now + Duration::from_millis(u64::from(part / 4).max(10)))
     }
 
     /// Subscribes to a rendition's views.
@@ -569,6 +621,15 @@ impl Stream {
 
     fn apply(&self, g: &mut Inner, ev: Event) {
         match ev {
+            Event::Discontinuity => {
+                tracing::info!(stream = %self.name, "input is back: discontinuity");
+                for r in &mut g.renditions {
+                    r.discontinuity_pending = true;
+                }
+                if let Some(gen) = g.pending_init_gen.take() {
+                    g.init_gen = gen;
+                }
+            }
             Event::Timing(t) => {
                 if g.timing.is_none() {
                     g.timing = Some(t);
@@ -578,6 +639,9 @@ impl Stream {
             }
             Event::Part(p) => {
                 let kind = p.track;
+                if p.is_gap() {
+                    g.metrics.track(kind).gap_parts.inc();
+                }
                 self.add_part(g, p);
                 g.metrics.track(kind).parts.inc();
                 self.publish_view(g, kind);
@@ -613,10 +677,19 @@ impl Stream {
                 g.epoch.commit(&[]).unwrap_or(0)
             }
         };
-        let gen = g.init_gen;
+        let current = g.init_gen;
         let Some(r) = g.renditions.iter_mut().find(|r| r.kind == p.track) else {
             return;
         };
+        // the newest init of this rendition in use (a track a resumed session lacks keeps its
+        // last one)
+        let gen = r
+            .inits
+            .iter()
+            .map(|(g, _)| *g)
+            .filter(|g| *g <= current)
+            .max()
+            .unwrap_or(current);
         let with_cts = r.kind == TrackKind::Video;
         let samples = p.fragment_samples();
         let gap = p.is_gap();
@@ -639,7 +712,6 @@ impl Stream {
             size,
             published_us: if gap { 0 } else { g.wall_us },
         });
-        r.end = p.start + p.duration;
         r.last_part = Some((p.msn, p.index));
         if r.open.as_ref().is_none_or(|o| o.msn != p.msn) {
             let start90 = rescale(p.start, r.timescale, VIDEO_TIMESCALE);
@@ -723,7 +795,8 @@ impl Stream {
                     .map(|(m, p)| (format!("{}.m3u8", o.kind.as_str()), m, p))
             })
             .collect();
-        let live = g.publishing && !g.ended;
+        // live while a publisher is on, and while waiting for one to come back (GAP parts)
+        let live = g.segmenter.is_some() && !g.ended;
         let hint = if live {
             r.last_part.map(|(m, i)| {
                 if r.last_segment == Some(m) {
@@ -825,6 +898,30 @@ impl Stream {
             self.multivariant
                 .send_replace(Some(Arc::new(Rendered::new(mv.render()))));
             g.multivariant = Some(mv);
+        }
+    }
+}
+
+/// The track segment boundaries are decided on (video when present, else audio).
+fn lead_kind(renditions: &[Rendition]) -> TrackKind {
+    if renditions.iter().any(|r| r.kind == TrackKind::Video) {
+        TrackKind::Video
+    } else {
+        TrackKind::Audio
+    }
+}
+
+/// Calls [`Stream::tick`] when it asks to, until the stream ends (or is dropped). One such
+/// task runs per stream; a healthy stream wakes it once per `stall_timeout`.
+pub async fn drive(stream: std::sync::Weak<Stream>) {
+    loop {
+        let next = match stream.upgrade() {
+            Some(s) => s.tick(Instant::now()),
+            None => return,
+        };
+        match next {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => return,
         }
     }
 }

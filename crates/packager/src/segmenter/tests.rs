@@ -2,6 +2,7 @@
 
 use super::*;
 use bytes::Bytes;
+use std::time::Duration;
 
 /// A synthetic RTMP-like input: video at `fps` with a keyframe every `gop` frames, AAC at
 /// 48 kHz, timestamps rounded to milliseconds like RTMP, interleaved by time.
@@ -466,4 +467,180 @@ fn probe_is_bounded_when_the_leader_never_sends_a_keyframe() {
     }
     assert!(out.is_empty());
     assert!(s.probe.as_ref().unwrap().len() <= MAX_PROBE_UNITS);
+}
+
+/// Parts of a track must tile the timeline: each starts where the previous one ended, with
+/// strictly increasing (msn, index).
+fn assert_contiguous(ps: &[&ClosedPart]) {
+    for w in ps.windows(2) {
+        assert!(
+            (w[1].msn, w[1].index) > (w[0].msn, w[0].index),
+            "{:?} then {:?}",
+            (w[0].msn, w[0].index),
+            (w[1].msn, w[1].index)
+        );
+        assert_eq!(
+            w[1].start,
+            w[0].start + w[0].duration,
+            "hole or overlap before part {}.{}",
+            w[1].msn,
+            w[1].index
+        );
+    }
+}
+
+/// Feeds `units`, then reports the input silent in steps of 100 ms for `silent_ms`.
+fn stall(s: &mut Segmenter, units: Vec<MediaUnit>, silent_ms: u64, out: &mut Vec<Event>) {
+    for u in units {
+        s.push(u, out);
+    }
+    for ms in (100..=silent_ms).step_by(100) {
+        s.fill(Duration::from_millis(ms), out);
+    }
+}
+
+#[test]
+fn stalled_input_becomes_gap_parts_on_the_grid() {
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut ev = Vec::new();
+    // 4 s of media (last frame at 3967 ms), then 3 s of silence
+    let input_end = 3_967 * 90;
+    let mut gap_ends = Vec::new();
+    for u in input(0, 4_000, 30.0, 30, true) {
+        s.push(u, &mut ev);
+    }
+    for ms in (100..=3_000).step_by(100) {
+        let before = ev.len();
+        s.fill(Duration::from_millis(ms), &mut ev);
+        // a GAP part is published as soon as the input has been missing past its end, not
+        // before
+        let until = input_end + ms as i64 * 90;
+        for e in &ev[before..] {
+            if let Event::Part(p) = e {
+                if p.track == TrackKind::Video {
+                    assert!(p.is_gap());
+                    assert!(p.start + p.duration <= until);
+                    gap_ends.push(p.start + p.duration);
+                }
+            }
+        }
+        let last = gap_ends.last().copied().unwrap_or(4_000 * 90);
+        assert!(
+            last > until - 18_000,
+            "{ms} ms silent: gap only up to {last}"
+        );
+    }
+    // the encoder's clock kept running (OBS): it is back at 7 s; frames before its keyframe
+    // are dropped
+    for u in input(6_500, 10_000, 30.0, 30, true) {
+        s.push(u, &mut ev);
+    }
+    s.flush(&mut ev);
+    let v = parts(&ev, TrackKind::Video);
+    let a = parts(&ev, TrackKind::Audio);
+    assert_contiguous(&v);
+    assert_contiguous(&a);
+    assert_eq!(
+        v.iter().map(|p| (p.msn, p.index)).collect::<Vec<_>>(),
+        a.iter().map(|p| (p.msn, p.index)).collect::<Vec<_>>()
+    );
+    // gap segments: the bucket [4 s, 6 s) and [6 s, 7 s); the input returns in segment 4
+    let gaps: Vec<_> = v.iter().filter(|p| p.is_gap()).collect();
+    assert_eq!(
+        gaps.first().map(|p| (p.msn, p.index, p.start)),
+        Some((2, 0, 360_000))
+    );
+    assert_eq!(gaps.last().map(|p| p.start + p.duration), Some(630_000));
+    assert_eq!(gaps.len(), 15);
+    assert!(gaps.iter().all(|p| p.duration == 18_000));
+    let back = v.iter().find(|p| p.start == 630_000).unwrap();
+    assert_eq!((back.msn, back.index), (4, 0));
+    assert!(back.independent && back.samples[0].keyframe);
+    // segments after the return follow the buckets again (8 s opens bucket 4)
+    assert_eq!(
+        segments(&ev, TrackKind::Video)
+            .iter()
+            .map(|s| (s.0, s.1 / 90))
+            .filter(|s| s.0 >= 2)
+            .collect::<Vec<_>>(),
+        vec![(2, 4_000), (3, 6_000), (4, 7_000), (5, 8_000)]
+    );
+    // one discontinuity, after the gap segments ended and before the returning media
+    let disc: Vec<usize> = (0..ev.len())
+        .filter(|&i| ev[i] == Event::Discontinuity)
+        .collect();
+    assert_eq!(disc.len(), 1);
+    let first_back = ev
+        .iter()
+        .position(|e| matches!(e, Event::Part(p) if p.start == 630_000))
+        .unwrap();
+    assert!(disc[0] < first_back);
+    assert!(ev[..disc[0]].contains(&Event::SegmentEnd {
+        track: TrackKind::Audio,
+        msn: 3,
+        forced_next: false
+    }));
+}
+
+#[test]
+fn input_back_on_an_earlier_clock_continues_the_timeline() {
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut ev = Vec::new();
+    stall(&mut s, input(0, 4_000, 30.0, 30, true), 1_000, &mut ev);
+    let gap_end = parts(&ev, TrackKind::Video)
+        .last()
+        .map(|p| p.start + p.duration)
+        .unwrap();
+    // an encoder restarted at timestamp 0 on the same connection
+    for u in input(0, 3_000, 30.0, 30, true) {
+        s.push(u, &mut ev);
+    }
+    s.flush(&mut ev);
+    let v = parts(&ev, TrackKind::Video);
+    assert_contiguous(&v);
+    assert_contiguous(&parts(&ev, TrackKind::Audio));
+    let back = v
+        .iter()
+        .find(|p| !p.is_gap() && p.start >= gap_end)
+        .unwrap();
+    assert_eq!(back.start, gap_end);
+    assert!(back.independent);
+    let frames: usize = v
+        .iter()
+        .filter(|p| p.start >= gap_end)
+        .map(|p| p.samples.len())
+        .sum();
+    assert_eq!(frames, 90, "every frame of the new clock is kept");
+    assert_eq!(ev.iter().filter(|e| **e == Event::Discontinuity).count(), 1);
+}
+
+#[test]
+fn resumed_session_continues_and_remeasures_its_frame_rate() {
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut ev = Vec::new();
+    for u in input(0, 4_000, 30.0, 30, true) {
+        s.push(u, &mut ev);
+    }
+    s.input_lost(&mut ev);
+    s.fill(Duration::from_millis(500), &mut ev);
+    // the publisher reconnects at 60 fps, its clock restarted
+    s.resume(Some(48_000), &mut ev);
+    assert!(!s.is_probing());
+    for u in input(0, 4_000, 60.0, 60, true) {
+        s.push(u, &mut ev);
+    }
+    s.flush(&mut ev);
+    let v = parts(&ev, TrackKind::Video);
+    assert_contiguous(&v);
+    let new: Vec<&SegSample> = v
+        .iter()
+        .filter(|p| p.start >= 4_000 * 90)
+        .flat_map(|p| &p.samples)
+        .collect();
+    assert_eq!(new.len(), 240);
+    // decode times on the new 60 fps grid, not squeezed onto the old 30 fps one
+    for w in new.windows(2) {
+        assert!(w[1].dts - w[0].dts >= 1_400, "{} → {}", w[0].dts, w[1].dts);
+    }
+    assert_eq!(ev.iter().filter(|e| **e == Event::Discontinuity).count(), 1);
 }
