@@ -4,7 +4,8 @@
 #   - curl + ffprobe/ffmpeg fetch the multivariant and both media playlists, and decode init +
 #     the first 3 segments of each rendition (and the parts of one complete segment);
 #   - ffmpeg's own HLS demuxer reads the live stream;
-#   - hls.js (lowLatencyMode) in headless Chromium plays it for 30 s (frames, stalls, latency).
+#   - hls.js (lowLatencyMode) in headless Chromium plays it for 30 s (frames, stalls, latency);
+#   - the publisher stalls for 3 s while hls.js plays: GAP parts, a discontinuity, playback goes on.
 # Prints `interop: N passed, M failed` last; exits non-zero on any failure.
 #
 # Usage: bash tests/interop/run.sh            (after `cargo build --release`)
@@ -418,6 +419,62 @@ elif [ "${parts_main:-0}" -gt 0 ] 2>/dev/null && [ "$part_target" != null ]; the
   pass "hls.js: low-latency mode used parts (PART-TARGET $part_target s, $parts_main video parts loaded)"
 else
   fail "hls.js: no LL-HLS parts loaded (partsLoaded.main=$parts_main, partTarget=$part_target)"
+fi
+
+# ---- c. the publisher stalls for 3 s while hls.js plays --------------------------------------------
+# ffmpeg is stopped (SIGSTOP) and continued: the origin must list GAP parts on time while nothing
+# arrives, continue after an EXT-X-DISCONTINUITY when ffmpeg's backlog arrives, and hls.js must
+# play on through it.
+if [ -n "$ext_url" ]; then
+  skip "publisher stall under hls.js (external stream)"
+else
+  stall_play=25
+  video_url=${master_url%index.m3u8}video.m3u8
+  say "hls.js: playing for $stall_play s while the publisher stalls for 3 s"
+  stall_rc=0
+  MAX_STALLS=3 timeout -k 10 $((stall_play + 150)) node "$here/hlsjs-play.mjs" "$master_url" "$stall_play" \
+    >"$work/hlsjs-stall.json" 2>"$work/hlsjs-stall.err" &
+  hls_pid=$!
+  (
+    # once hls.js has played for 5 s (its first progress line)
+    until grep -q 'currentTime=' "$work/hlsjs-stall.err" 2>/dev/null; do
+      kill -0 "$hls_pid" 2>/dev/null || exit 0
+      sleep 0.2
+    done
+    kill -STOP "$pub_pid"
+    sleep 3 # the stall being simulated
+    curl -fsS --max-time 5 -o "$work/stalled.m3u8" "$video_url" || true
+    kill -CONT "$pub_pid"
+    t0=$SECONDS
+    until curl -fsS --max-time 5 "$video_url" 2>/dev/null | grep -q '^#EXT-X-DISCONTINUITY$'; do
+      [ $((SECONDS - t0)) -lt 15 ] || exit 0
+      sleep 0.2
+    done
+    echo yes >"$work/resumed"
+  ) &
+  staller=$!
+  wait "$hls_pid" || stall_rc=$?
+  wait "$staller" || true
+  kill -CONT "$pub_pid" 2>/dev/null || true
+  gaps=$(grep -c 'GAP=YES' "$work/stalled.m3u8" 2>/dev/null || true)
+  if [ "${gaps:-0}" -ge 5 ]; then
+    pass "publisher stalled 3 s: ${gaps} GAP parts listed on time (stall_timeout 1 s)"
+  else
+    fail "publisher stalled 3 s: ${gaps:-0} GAP parts in the playlist at the end of the stall"
+  fi
+  if [ -s "$work/resumed" ]; then
+    pass "publisher back: EXT-X-DISCONTINUITY before its media"
+  else
+    fail "no EXT-X-DISCONTINUITY within 15 s of the publisher's return"
+  fi
+  hj=$(tail -n1 "$work/hlsjs-stall.json")
+  echo "      hls.js: $hj"
+  if [ "$stall_rc" -eq 0 ]; then
+    pass "hls.js plays on through the stall: $(json frames <<<"$hj") frames, $(json stalls <<<"$hj") stalls, frames advancing at the end"
+  else
+    sed 's/^/      /' "$work/hlsjs-stall.err" | tail -n 20
+    fail "hls.js across the publisher stall (exit $stall_rc)"
+  fi
 fi
 
 # ---- end state ---------------------------------------------------------------------------------------
