@@ -102,10 +102,11 @@ fn timeline(text: &str) -> Vec<(i64, i64, bool, bool)> {
 }
 
 /// Checks what every input-loss test expects of a rendition's final playlist and parts: parts
-/// in order without a hole, GAP parts where the input was missing and nowhere else, GAP
-/// segments whose parts are all GAP, one discontinuity right where the media returns, and
-/// PROGRAM-DATE-TIME moving on by each segment's duration across the gap.
-fn check_rendition(seen: &[Seen], text: &str, kind: &str) -> (usize, usize) {
+/// in order without a hole, GAP parts where the input was missing and nowhere else, one
+/// discontinuity right where the media returns, after a GAP segment, and PROGRAM-DATE-TIME
+/// moving on by each segment's duration across the gap. Returns the number of EXT-X-GAP
+/// segments before the discontinuity.
+fn check_rendition(seen: &[Seen], text: &str, kind: &str) -> usize {
     for w in seen.windows(2) {
         let next_ok = (w[1].msn == w[0].msn && w[1].index == w[0].index + 1)
             || (w[1].msn == w[0].msn + 1 && w[1].index == 0);
@@ -142,9 +143,7 @@ fn check_rendition(seen: &[Seen], text: &str, kind: &str) -> (usize, usize) {
         "{kind}: the media after a gap is the one marked"
     );
     assert!(!segs[disc[0]].2);
-    let gap_segments = segs.iter().filter(|s| s.2).count();
-    let gap_parts = seen.iter().filter(|p| p.gap).count();
-    (gap_segments, gap_parts)
+    segs[..disc[0]].iter().filter(|s| s.2).count()
 }
 
 /// Seconds as f64 (for messages).
@@ -167,10 +166,10 @@ fn gap_timing(seen: &[Seen]) -> (Duration, Duration, Duration) {
     (until_first, longest, span)
 }
 
-fn config() -> String {
+fn config(stall: Duration) -> String {
     format!(
         "[packager]\nstall_timeout = \"{}ms\"\npart_target = \"{}ms\"",
-        STALL.as_millis(),
+        stall.as_millis(),
         PART.as_millis()
     )
 }
@@ -194,7 +193,7 @@ async fn send_paced(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_stall_becomes_gap_parts_on_time_then_a_discontinuity() {
-    let server = start_server_with_grace("1s", &config()).await;
+    let server = start_server_with_grace("1s", &config(STALL)).await;
     let (rtmp, http) = (server.rtmp_addr.expect("rtmp"), server.http_addr);
     let tags = looped_tags(SMALL, 2, 6_000);
     let (before, after): (Vec<_>, Vec<_>) = tags.into_iter().partition(|t| t.2 < 3_000);
@@ -215,7 +214,7 @@ async fn publisher_stall_becomes_gap_parts_on_time_then_a_discontinuity() {
     let (aseen, atext) = audio.await.unwrap();
     publisher.await.unwrap();
 
-    let (gap_segments, gap_parts) = check_rendition(&vseen, &vtext, "video");
+    let gap_segments = check_rendition(&vseen, &vtext, "video");
     check_rendition(&aseen, &atext, "audio");
     // audio has GAP parts with the same numbers as video's
     let numbers = |s: &[Seen]| -> Vec<(u64, u32, bool)> {
@@ -230,14 +229,14 @@ async fn publisher_stall_becomes_gap_parts_on_time_then_a_discontinuity() {
         vseen[first..].iter().take_while(|p| p.gap).count()
     };
     assert!(
-        (13..=17).contains(&stall_gaps),
+        (12..=18).contains(&stall_gaps),
         "{stall_gaps} GAP parts for a 3 s stall"
     );
+    // 3.0 s → 6.0 s of media: the rest of the 2 s bucket the stall began in, and the next one
     assert!(
-        gap_segments >= 1,
-        "a whole GAP segment (EXT-X-GAP)\n{vtext}"
+        gap_segments >= 2,
+        "EXT-X-GAP segments for the stall\n{vtext}"
     );
-    assert!(gap_parts >= stall_gaps);
     // on time: the first GAP part is listed once the stall timeout has passed, then one per
     // part target (generous bounds: the test machine is shared)
     let (until_first, longest, span) = gap_timing(&vseen);
@@ -251,7 +250,7 @@ async fn publisher_stall_becomes_gap_parts_on_time_then_a_discontinuity() {
         until_first <= STALL + PART * 2 + Duration::from_millis(500),
         "first GAP part after {until_first:?}"
     );
-    assert!(longest <= PART + Duration::from_millis(400), "{longest:?}");
+    assert!(longest <= PART + Duration::from_millis(600), "{longest:?}");
     // the first media part after the gap is a fresh start: INDEPENDENT, after the new MAP
     assert!(vtext.contains("#EXT-X-DISCONTINUITY\n"), "{vtext}");
     // GAP parts and segments are not fetchable; the parts around them are
@@ -281,7 +280,8 @@ async fn publisher_stall_becomes_gap_parts_on_time_then_a_discontinuity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_within_grace_is_gapped_on_time_then_resumes() {
-    let server = start_server_with_grace("5s", &config()).await;
+    // a long stall timeout: a publisher that is gone must be gapped at once, not after it
+    let server = start_server_with_grace("5s", &config(Duration::from_secs(3))).await;
     let (rtmp, http) = (server.rtmp_addr.expect("rtmp"), server.http_addr);
     let tags = looped_tags(SMALL, 1, 6_000);
     let first: Vec<_> = tags.iter().filter(|t| t.2 < 3_000).cloned().collect();
@@ -321,10 +321,10 @@ async fn reconnect_within_grace_is_gapped_on_time_then_resumes() {
         secs(span)
     );
     assert!(
-        until_first <= PART * 2 + Duration::from_millis(400),
+        until_first <= PART * 2 + Duration::from_millis(800),
         "{until_first:?}"
     );
-    assert!(longest <= PART + Duration::from_millis(400), "{longest:?}");
+    assert!(longest <= PART + Duration::from_millis(600), "{longest:?}");
     // the new session's init segment starts at the discontinuity
     assert!(
         vtext.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"video_init1.mp4\""),

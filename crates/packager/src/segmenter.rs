@@ -54,7 +54,9 @@
 //!    segment after an [`Event::Discontinuity`]. If its timestamp lies before the gap's end
 //!    (an encoder that restarted its clock, or media buffered in the network) or more than one
 //!    bucket past the time the input was missing for, the publisher's timestamps are shifted
-//!    from then on so that it lands exactly where the gap ends; otherwise (an encoder whose
+//!    from then on, by whole frames, so that it lands on the first frame-grid point at or
+//!    after the gap's end (a last GAP part shorter than a frame may fill the rest); otherwise
+//!    (an encoder whose
 //!    clock kept running, as OBS's does) they are kept, and two origins that lost the same
 //!    input still cut the same parts. A new session of the stream ([`Segmenter::resume`])
 //!    returns the same way, keeping the stream's timing (its frame duration is re-measured
@@ -365,7 +367,9 @@ impl Segmenter {
     /// [`Segmenter::resume`].
     pub fn input_lost(&mut self, out: &mut Vec<Event>) {
         if let Some(buf) = &self.probe {
-            if !buf.iter().any(|u| u.track == self.lead) {
+            if buf.iter().filter(|u| u.track == self.lead).count() < 2 {
+                // too little to know the frame rate from: dropped, a reconnect starts afresh
+                self.probe = Some(Vec::new());
                 return;
             }
             let t = self.timing_from(None);
@@ -379,17 +383,29 @@ impl Segmenter {
 
     /// A new publish session of the same stream (a reconnect, or new sequence headers): its
     /// first keyframe continues the timeline after a discontinuity (rule 6). `audio_rate` is
-    /// the new session's audio sample rate.
-    pub fn resume(&mut self, audio_rate: Option<u32>, out: &mut Vec<Event>) {
+    /// the new session's audio sample rate. Returns false when nothing was published yet: the
+    /// session then starts the stream afresh, and no [`Event::Discontinuity`] will come.
+    pub fn resume(&mut self, audio_rate: Option<u32>, out: &mut Vec<Event>) -> bool {
         let lead = self.lead;
-        let Some(run) = &mut self.run else {
-            // nothing was published: start over
-            self.probe = Some(Vec::new());
-            return;
+        let published = match &mut self.run {
+            Some(run) => run.enter_gap(lead, out),
+            None => false,
         };
-        if !run.enter_gap(lead, out) {
-            return;
+        if !published {
+            // start over: probe the new session (nothing of the old one is listed)
+            self.probe = Some(Vec::new());
+            self.run = None;
+            if let Some(rate) = audio_rate {
+                self.follower_ts = self.follower_ts.map(|_| rate);
+                if self.lead == TrackKind::Audio {
+                    self.lead_ts = rate;
+                }
+            }
+            return false;
         }
+        let Some(run) = &mut self.run else {
+            return false;
+        };
         run.spacing_check = Some(gap::Spacing::new());
         if let (Some(rate), Some(f)) = (audio_rate, &mut run.follower) {
             if self.follower_ts != Some(rate) {
@@ -397,6 +413,18 @@ impl Segmenter {
                 self.follower_ts = Some(rate);
             }
         }
+        if self.lead == TrackKind::Audio && audio_rate.is_some_and(|r| r != self.lead_ts) {
+            tracing::warn!(
+                was = self.lead_ts,
+                "audio sample rate changed across a reconnect of an audio-only stream: its timing is kept"
+            );
+        }
+        true
+    }
+
+    /// True while the leading track is missing (GAP parts are being published).
+    pub fn in_gap(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| r.gap.is_some())
     }
 
     /// True until the first GOP is known.

@@ -218,6 +218,8 @@ pub struct Stream {
     multivariant: watch::Sender<Option<Arc<Rendered>>>,
     /// Bumped when a session proposes an epoch that peers must agree on.
     epoch_proposed: watch::Sender<u64>,
+    /// Wakes [`drive`] early (the publisher left: GAP parts are due at once).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug)]
@@ -269,6 +271,9 @@ pub enum PublishError {
     /// Another publisher is live on this stream.
     #[error("stream is already being published")]
     AlreadyPublishing,
+    /// The stream has ended (EXT-X-ENDLIST); a new publish gets a new stream.
+    #[error("stream has ended")]
+    Ended,
     /// Neither video nor audio.
     #[error("publisher sent no supported track")]
     NoTracks,
@@ -305,6 +310,7 @@ impl Stream {
             audio: watch::channel(None).0,
             multivariant: watch::channel(None).0,
             epoch_proposed: watch::channel(0).0,
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -336,6 +342,9 @@ impl Stream {
         let mut g = self.inner.lock();
         if g.publishing {
             return Err(PublishError::AlreadyPublishing);
+        }
+        if g.ended {
+            return Err(PublishError::Ended);
         }
         g.publishing = true;
         g.generation += 1;
@@ -409,7 +418,12 @@ impl Stream {
         match &mut g.segmenter {
             Some(s) if resume => {
                 let mut events = std::mem::take(&mut g.events);
-                s.resume(audio_rate, &mut events);
+                if !s.resume(audio_rate, &mut events) {
+                    // nothing was published: the new session starts the stream afresh
+                    g.init_gen = gen;
+                    g.pending_init_gen = None;
+                    g.timing = None;
+                }
                 for ev in events.drain(..) {
                     self.apply(g, ev);
                 }
@@ -453,9 +467,7 @@ impl Stream {
             }
         }
         g.wall_us = wall_us;
-        if unit.track == lead_kind(&g.renditions) {
-            g.lead_arrival = Some(arrival);
-        }
+        let is_lead = unit.track == lead_kind(&g.renditions);
         let slot = |k: TrackKind| usize::from(k == TrackKind::Audio);
         let previous_arrival = g.last_arrival;
         g.last_arrival[slot(unit.track)] = Some(arrival);
@@ -467,6 +479,11 @@ impl Stream {
         let mut events = std::mem::take(&mut g.events);
         if let Some(s) = &mut g.segmenter {
             s.push(unit, &mut events);
+            // the input is back only once the segmenter takes it (after a loss, frames before
+            // the next keyframe are dropped and GAP parts must go on meanwhile)
+            if is_lead && !s.in_gap() {
+                g.lead_arrival = Some(arrival);
+            }
         }
         for ev in events.drain(..) {
             // latency origin: the arrival of the part's last frame (this unit, or the previous
@@ -517,6 +534,7 @@ impl Stream {
         g.events = events;
         g.publishing = false;
         g.input_gone = true;
+        self.wake.notify_one();
         for kind in [TrackKind::Video, TrackKind::Audio] {
             self.publish_view(g, kind);
         }
@@ -915,13 +933,14 @@ fn lead_kind(renditions: &[Rendition]) -> TrackKind {
 /// task runs per stream; a healthy stream wakes it once per `stall_timeout`.
 pub async fn drive(stream: std::sync::Weak<Stream>) {
     loop {
-        let next = match stream.upgrade() {
-            Some(s) => s.tick(Instant::now()),
+        let (next, wake) = match stream.upgrade() {
+            Some(s) => (s.tick(Instant::now()), s.wake.clone()),
             None => return,
         };
-        match next {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => return,
+        let Some(at) = next else { return };
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => {}
+            _ = wake.notified() => {}
         }
     }
 }

@@ -36,6 +36,10 @@ impl Running {
         if self.gap.is_some() {
             return true;
         }
+        if self.spacing_check.is_some() {
+            // a resumed session's frame-rate check starts over with the returning media
+            self.spacing_check = Some(Spacing::new());
+        }
         self.close_lead(lead, None, out);
         let Some(end) = self.end else { return false };
         if let Some(seg) = self.seg.take() {
@@ -75,19 +79,28 @@ impl Running {
             return None;
         }
         let t = self.t;
-        let mut d = (u.dts + self.shift + t.half_fd).div_euclid(t.fd) * t.fd;
-        if d < gap.end || d > gap.until.max(gap.end) + t.bucket {
+        let snap = |x: i64| {
+            x.saturating_add(t.half_fd)
+                .div_euclid(t.fd)
+                .saturating_mul(t.fd)
+        };
+        let mut d = snap(u.dts.saturating_add(self.shift));
+        if d < gap.end || d > gap.until.max(gap.end).saturating_add(t.bucket) {
             // the publisher's clock went back (a restarted encoder, media held up in the
-            // network) or jumped far ahead: continue the published timeline where it ends
+            // network) or jumped far ahead: continue the published timeline where it ends,
+            // by whole frames (the frame grid stays where it was)
+            let frames = gap
+                .end
+                .saturating_sub(d)
+                .saturating_add(t.fd - 1)
+                .div_euclid(t.fd);
+            let shift = frames.saturating_mul(t.fd);
             tracing::info!(
-                shift = gap.end - d,
+                shift,
                 "input returned on another timeline: timestamps shifted to continue the stream"
             );
-            self.shift += gap.end - d;
-            d = gap.end;
-        }
-        if d - gap.end < t.fd {
-            d = gap.end; // less than a frame: the composition offset absorbs it
+            self.shift = self.shift.saturating_add(shift);
+            d = d.saturating_add(shift);
         }
         self.gap_parts(lead, d, out);
         if let Some(g) = self.gap.filter(|g| g.end < d) {
@@ -144,7 +157,8 @@ impl Running {
                 now = fd,
                 "frame rate changed across a reconnect: parts follow the new one"
             );
-            let per_part = ((self.t.part + fd / 2) / fd).max(1);
+            // whole frames, never longer than the advertised part target allows
+            let per_part = (self.t.part / fd).max(1);
             self.t.fd = fd;
             self.t.half_fd = fd / 2;
             self.t.part = per_part * fd;

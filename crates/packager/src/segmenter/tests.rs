@@ -644,3 +644,62 @@ fn resumed_session_continues_and_remeasures_its_frame_rate() {
     }
     assert_eq!(ev.iter().filter(|e| **e == Event::Discontinuity).count(), 1);
 }
+
+#[test]
+fn a_stall_inside_a_resumed_sessions_first_gop_keeps_the_frame_grid() {
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut ev = Vec::new();
+    for u in input(0, 4_000, 30.0, 30, true) {
+        s.push(u, &mut ev);
+    }
+    s.input_lost(&mut ev);
+    s.fill(Duration::from_millis(300), &mut ev);
+    assert!(s.resume(Some(48_000), &mut ev));
+    // the new session (clock restarted) sends 10 frames, stalls for 1.5 s, then goes on with
+    // its clock running: the frame-rate check must not take the stall for frame spacing
+    let units = input(0, 6_000, 30.0, 30, true);
+    let (head, tail): (Vec<_>, Vec<_>) = units.into_iter().partition(|u| match u.track {
+        TrackKind::Video => u.dts < 333 * 90,
+        TrackKind::Audio => u.dts < 333 * 48,
+    });
+    stall(&mut s, head, 1_500, &mut ev);
+    for u in tail.into_iter().filter(|u| match u.track {
+        TrackKind::Video => u.dts >= 2_000 * 90,
+        TrackKind::Audio => u.dts >= 2_000 * 48,
+    }) {
+        s.push(u, &mut ev);
+    }
+    s.flush(&mut ev);
+    let v = parts(&ev, TrackKind::Video);
+    assert_contiguous(&v);
+    assert_contiguous(&parts(&ev, TrackKind::Audio));
+    assert_eq!(ev.iter().filter(|e| **e == Event::Discontinuity).count(), 2);
+    let t = timing(&ev);
+    let mut previous: Option<i64> = None;
+    for p in &v {
+        assert!(
+            p.duration <= i64::from(t.part_target_ms) * 90,
+            "part {}.{} is {} ticks",
+            p.msn,
+            p.index,
+            p.duration
+        );
+        if p.is_gap() {
+            previous = None;
+        }
+        // frames stay 1/30 s apart (the first GOP of a resumed session keeps the publisher's
+        // millisecond timestamps)
+        for s in &p.samples {
+            if let Some(prev) = previous {
+                let step = s.dts - prev;
+                assert!(
+                    (2_900..=3_100).contains(&step),
+                    "part {}.{}: {step}",
+                    p.msn,
+                    p.index
+                );
+            }
+            previous = Some(s.dts);
+        }
+    }
+}

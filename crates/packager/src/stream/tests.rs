@@ -3,6 +3,7 @@
 
 use super::*;
 use ferrocast_media::flv::{parse_audio, parse_video, read_file, AudioTag, FlvTagKind, VideoTag};
+use std::time::Duration;
 
 /// Units and tracks from an FLV fixture, the way ingest produces them.
 pub(crate) fn fixture_units(path: &str) -> (Tracks, Vec<MediaUnit>) {
@@ -211,4 +212,105 @@ fn a_publisher_after_the_end_gets_a_fresh_stream_with_new_names() {
         "MSN {} reuses a name of the ended stream",
         v.segments[0].msn
     );
+}
+
+#[test]
+fn gap_parts_go_on_while_the_returning_input_waits_for_a_keyframe() {
+    let (tracks, units) = fixture_units(SMALL);
+    let stream = Stream::new(
+        "t",
+        StreamSettings::default(),
+        PackagerMetrics::unregistered(),
+    );
+    stream.claim().unwrap();
+    stream.begin_publish(tracks).unwrap();
+    // units arrive in real time (virtual clock: arrival = t0 + decode time)
+    let t0 = Instant::now();
+    let at = |u: &MediaUnit| {
+        let ms = match u.track {
+            TrackKind::Video => u.dts / 90,
+            TrackKind::Audio => u.dts / 48,
+        };
+        t0 + Duration::from_millis(ms as u64)
+    };
+    let ms = |u: &MediaUnit| match u.track {
+        TrackKind::Video => u.dts / 90,
+        TrackKind::Audio => u.dts / 48,
+    };
+    for u in units.iter().filter(|u| ms(u) < 2_500) {
+        stream.push(u.clone(), at(u), 0);
+    }
+    // the newest part, and whether it is a GAP part
+    let last_part = || {
+        let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
+        let (m, i) = v.position.last_part.unwrap();
+        match v.part(m, i) {
+            PartLookup::Found(p) => ((m, i), p.gap),
+            other => panic!("last part {m}.{i}: {other:?}"),
+        }
+    };
+    // 1.5 s without input: GAP parts
+    assert!(stream.tick(t0 + Duration::from_millis(4_000)).is_some());
+    let (stalled, gap) = last_part();
+    assert!(gap, "GAP parts after 1.5 s without input");
+    // the input comes back mid-GOP (its clock kept running): frames that cannot be decoded
+    // without their keyframe are dropped, and the timeline must not wait for the keyframe
+    let mid_gop: Vec<_> = units
+        .iter()
+        .filter(|u| (2_500..3_000).contains(&ms(u)))
+        .map(|u| MediaUnit {
+            dts: u.dts
+                + match u.track {
+                    TrackKind::Video => 1_500 * 90,
+                    TrackKind::Audio => 1_500 * 48,
+                },
+            ..u.clone()
+        })
+        .collect();
+    assert!(mid_gop
+        .iter()
+        .all(|u| u.track == TrackKind::Audio || !u.keyframe));
+    for u in &mid_gop {
+        stream.push(u.clone(), at(u), 0);
+    }
+    stream.tick(t0 + Duration::from_millis(4_500));
+    let (later, gap) = last_part();
+    assert!(gap);
+    assert!(
+        later > stalled,
+        "GAP parts stopped while non-keyframes arrived: {stalled:?} then {later:?}"
+    );
+}
+
+#[test]
+fn a_reconnect_before_anything_was_published_uses_its_own_init_segment() {
+    let (tracks, units) = fixture_units(SMALL);
+    let stream = Stream::new(
+        "t",
+        StreamSettings::default(),
+        PackagerMetrics::unregistered(),
+    );
+    stream.claim().unwrap();
+    stream.begin_publish(tracks.clone()).unwrap();
+    // the first session leaves after one frame: nothing is listed
+    let first = units.iter().find(|u| u.track == TrackKind::Video).unwrap();
+    stream.push(first.clone(), Instant::now(), 0);
+    stream.end_publish();
+    assert!(stream.rendition(TrackKind::Video).borrow().is_none());
+    stream.claim().unwrap();
+    stream.begin_publish(tracks).unwrap();
+    for u in units {
+        stream.push(u, Instant::now(), 0);
+    }
+    let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
+    let text = std::str::from_utf8(&v.playlist().plain)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("#EXT-X-MAP:URI=\"video_init1.mp4\""),
+        "{text}"
+    );
+    assert!(!text.contains("video_init0.mp4"), "{text}");
+    assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    assert!(v.init(1).is_some());
 }
