@@ -94,11 +94,7 @@ async fn two_hundred_viewers_through_an_edge_cost_one_upstream_request_per_objec
     let a = Node::origin();
     let b = Node::origin();
     let edge = Node::edge(&[(a.http, a.admin), (b.http, b.admin)], "");
-    let mut publisher = Publisher::accepted(a.rtmp.unwrap(), "crowd").await;
-    let push = tokio::spawn(async move {
-        publisher.send_flv(SMALL, Some(1.0)).await;
-        publisher.close().await;
-    });
+    let push = spawn_publish(a.rtmp.unwrap(), "crowd", SMALL, 1.0).await;
     // the stream is live at the origin (its own clients, counted before the viewers start)
     wait_for_200(a.http, "/live/crowd/video.m3u8", Duration::from_secs(10)).await;
     wait_for_200(a.http, "/live/crowd/audio.m3u8", Duration::from_secs(10)).await;
@@ -304,11 +300,7 @@ async fn eviction_keeps_the_cache_under_its_budget() {
     let a = Node::origin();
     let budget = 96 * 1024;
     let edge = Node::edge(&[(a.http, a.admin)], "cache_size = \"96KiB\"");
-    let mut publisher = Publisher::accepted(a.rtmp.unwrap(), "small").await;
-    let push = tokio::spawn(async move {
-        publisher.send_flv(SMALL, Some(2.0)).await;
-        publisher.close().await;
-    });
+    let push = spawn_publish(a.rtmp.unwrap(), "small", SMALL, 2.0).await;
     wait_for_200(a.http, "/live/small/video.m3u8", Duration::from_secs(10)).await;
     let cache = edge.edge.as_ref().unwrap().cache().clone();
     let sampler = tokio::spawn(async move {
@@ -427,11 +419,7 @@ async fn requests_fail_over_from_dead_and_hung_origins() {
 async fn load_generator_viewers_over_http1_http2_and_http3() {
     let a = Node::origin();
     let edge = Node::edge(&[(a.http, a.admin)], "");
-    let mut publisher = Publisher::accepted(a.rtmp.unwrap(), "lg").await;
-    let push = tokio::spawn(async move {
-        publisher.send_flv(SMALL, Some(1.0)).await;
-        publisher.close().await;
-    });
+    let push = spawn_publish(a.rtmp.unwrap(), "lg", SMALL, 1.0).await;
     wait_for_200(a.http, "/live/lg/audio.m3u8", Duration::from_secs(10)).await;
     let cert = edge.cert.clone().unwrap();
     let runs = [

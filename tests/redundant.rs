@@ -129,11 +129,7 @@ async fn two_origins_fed_the_same_input_publish_identical_objects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_joining_late_publishes_what_the_first_one_did() {
     let (a, b) = pair();
-    let mut pa = Publisher::accepted(a.rtmp.unwrap(), "late").await;
-    let feed_a = tokio::spawn(async move {
-        pa.send_flv(SMALL, Some(4.0)).await;
-        pa.close().await;
-    });
+    let feed_a = spawn_publish(a.rtmp.unwrap(), "late", SMALL, 4.0).await;
     // B starts once A is serving, and receives the stream from 0.5 s on (mid-GOP, mid
     // segment): the keyframe at 1 s shares segment 0's bucket, so B's first segment is the
     // one A cuts at 2 s
@@ -193,11 +189,7 @@ async fn a_relayed_origin_publishes_identical_objects() {
 async fn the_relay_reconnects_to_a_target_that_comes_up_late() {
     let b_rtmp = free_addr();
     let (a, start_b) = relay_pair(b_rtmp);
-    let mut p = Publisher::accepted(a.rtmp.unwrap(), "backoff").await;
-    let feed = tokio::spawn(async move {
-        p.send_flv(SMALL, Some(1.0)).await;
-        p.close().await;
-    });
+    let feed = spawn_publish(a.rtmp.unwrap(), "backoff", SMALL, 1.0).await;
     // the relay has found B down and is backing off
     eventually("the relay retrying", Duration::from_secs(10), || async {
         metric(a.admin, "ferrocast_relay_reconnects_total", &[]).await >= 1.0

@@ -117,11 +117,7 @@ impl H3 {
 async fn https_and_http3_on_origin_and_edge() {
     let a = Node::origin();
     let edge = Node::edge(&[(a.http, a.admin)], "");
-    let mut publisher = Publisher::accepted(a.rtmp.unwrap(), "secure").await;
-    let push = tokio::spawn(async move {
-        publisher.send_flv(SMALL, Some(1.0)).await;
-        publisher.close().await;
-    });
+    let push = spawn_publish(a.rtmp.unwrap(), "secure", SMALL, 1.0).await;
     wait_for_200(a.http, "/live/secure/video.m3u8", Duration::from_secs(10)).await;
     for node in [&a, &edge] {
         let (https, h3, cert) = (

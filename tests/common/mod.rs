@@ -554,6 +554,21 @@ pub fn playlist_parts(text: &str) -> (Vec<(u64, u32, String)>, bool) {
     )
 }
 
+/// Publishes `path` on `rtmp://rtmp/live/{stream}` (accepted before this returns), paced at
+/// `pace` × real time, then closes; the task ends when the publisher has sent everything.
+pub async fn spawn_publish(
+    rtmp: SocketAddr,
+    stream: &str,
+    path: &'static str,
+    pace: f64,
+) -> tokio::task::JoinHandle<()> {
+    let mut p = Publisher::accepted(rtmp, stream).await;
+    tokio::spawn(async move {
+        p.send_flv(path, Some(pace)).await;
+        p.close().await;
+    })
+}
+
 /// URIs of the segments a media playlist lists that carry media (not EXT-X-GAP).
 pub fn media_segment_uris(text: &str) -> Vec<String> {
     let mut gap = false;

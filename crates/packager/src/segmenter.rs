@@ -422,6 +422,11 @@ impl Segmenter {
         true
     }
 
+    /// The track segments are cut on (video when there is video).
+    pub fn lead(&self) -> TrackKind {
+        self.lead
+    }
+
     /// True while the leading track is missing (GAP parts are being published).
     pub fn in_gap(&self) -> bool {
         self.run.as_ref().is_some_and(|r| r.gap.is_some())

@@ -244,7 +244,6 @@ struct Inner {
     pending_init_gen: Option<u32>,
     next_msn: u64,
     last_arrival: [Option<Instant>; 2],
-    probing: bool,
     probe_arrivals: std::collections::HashMap<usize, Instant>,
     multivariant: Option<Multivariant>,
     events: Vec<Event>,
@@ -301,7 +300,6 @@ impl Stream {
                 pending_init_gen: None,
                 next_msn: 0,
                 last_arrival: [None, None],
-                probing: true,
                 probe_arrivals: std::collections::HashMap::new(),
                 multivariant: None,
                 events: Vec::new(),
@@ -415,19 +413,16 @@ impl Stream {
             .iter()
             .find(|r| r.kind == TrackKind::Audio)
             .map(|r| r.timescale);
-        match &mut g.segmenter {
-            Some(s) if resume => {
-                let mut events = std::mem::take(&mut g.events);
-                if !s.resume(audio_rate, &mut events) {
+        match &g.segmenter {
+            Some(_) if resume => {
+                let mut continued = true;
+                self.with_segmenter(g, |s, ev| continued = s.resume(audio_rate, ev));
+                if !continued {
                     // nothing was published: the new session starts the stream afresh
                     g.init_gen = gen;
                     g.pending_init_gen = None;
                     g.timing = None;
                 }
-                for ev in events.drain(..) {
-                    self.apply(g, ev);
-                }
-                g.events = events;
             }
             _ => {
                 let mut cfg = g.settings.segmenter;
@@ -440,7 +435,6 @@ impl Stream {
                 g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
             }
         }
-        g.probing = g.segmenter.as_ref().is_some_and(Segmenter::is_probing);
         g.input_gone = false;
         g.ended = false;
         Ok(())
@@ -467,23 +461,26 @@ impl Stream {
             }
         }
         g.wall_us = wall_us;
-        let is_lead = unit.track == lead_kind(&g.renditions);
         let slot = |k: TrackKind| usize::from(k == TrackKind::Audio);
         let previous_arrival = g.last_arrival;
         g.last_arrival[slot(unit.track)] = Some(arrival);
         let ptr = unit.data.as_ptr();
-        if g.probing && g.probe_arrivals.len() < 2 * MAX_PROBE_ARRIVALS {
+        let probing = g.segmenter.as_ref().is_some_and(Segmenter::is_probing);
+        if probing && g.probe_arrivals.len() < 2 * MAX_PROBE_ARRIVALS {
             // units held by the segmenter's probe: remember when each arrived (bounded)
             g.probe_arrivals.insert(ptr as usize, arrival);
         }
         let mut events = std::mem::take(&mut g.events);
+        let mut probing = false;
         if let Some(s) = &mut g.segmenter {
+            let is_lead = unit.track == s.lead();
             s.push(unit, &mut events);
             // the input is back only once the segmenter takes it (after a loss, frames before
             // the next keyframe are dropped and GAP parts must go on meanwhile)
             if is_lead && !s.in_gap() {
                 g.lead_arrival = Some(arrival);
             }
+            probing = s.is_probing();
         }
         for ev in events.drain(..) {
             // latency origin: the arrival of the part's last frame (this unit, or the previous
@@ -499,10 +496,6 @@ impl Stream {
                         previous_arrival[slot(p.track)].map(|a| (p.track, a))
                     }
                 }
-                Event::Timing(_) => {
-                    g.probing = false;
-                    None
-                }
                 _ => None,
             };
             self.apply(g, ev);
@@ -514,7 +507,7 @@ impl Stream {
             }
         }
         g.events = events;
-        if !g.probing && !g.probe_arrivals.is_empty() {
+        if !probing && !g.probe_arrivals.is_empty() {
             g.probe_arrivals = std::collections::HashMap::new();
         }
     }
@@ -524,14 +517,7 @@ impl Stream {
     pub fn end_publish(&self) {
         let mut g = self.inner.lock();
         let g = &mut *g;
-        let mut events = std::mem::take(&mut g.events);
-        if let Some(s) = &mut g.segmenter {
-            s.input_lost(&mut events);
-        }
-        for ev in events.drain(..) {
-            self.apply(g, ev);
-        }
-        g.events = events;
+        self.with_segmenter(g, Segmenter::input_lost);
         g.publishing = false;
         g.input_gone = true;
         self.wake.notify_one();
@@ -548,14 +534,8 @@ impl Stream {
         if g.publishing || g.generation != generation {
             return false;
         }
-        let mut events = std::mem::take(&mut g.events);
-        if let Some(mut s) = g.segmenter.take() {
-            s.flush(&mut events);
-        }
-        for ev in events.drain(..) {
-            self.apply(g, ev);
-        }
-        g.events = events;
+        self.with_segmenter(g, Segmenter::flush);
+        g.segmenter = None;
         g.ended = true;
         for kind in [TrackKind::Video, TrackKind::Audio] {
             self.publish_view(g, kind);
@@ -579,14 +559,7 @@ impl Stream {
         if !g.input_gone && silent < timeout {
             return Some(last + timeout);
         }
-        let mut events = std::mem::take(&mut g.events);
-        if let Some(s) = &mut g.segmenter {
-            s.fill(silent, &mut events);
-        }
-        for ev in events.drain(..) {
-            self.apply(g, ev);
-        }
-        g.events = events;
+        self.with_segmenter(g, |s, ev| s.fill(silent, ev));
         // the next GAP part is due within a part target: check four times per part
         let part = g.timing.map_or(200, |t| t.part_target_ms);
         Some(now + Duration::from_millis(u64::from(part / 4).max(10)))
@@ -635,6 +608,18 @@ impl Stream {
     /// The current multivariant playlist, once the stream has parts.
     pub fn multivariant(&self) -> Option<Arc<Rendered>> {
         self.multivariant.borrow().clone()
+    }
+
+    /// Runs `f` on the segmenter (if any) and applies the events it emits.
+    fn with_segmenter(&self, g: &mut Inner, f: impl FnOnce(&mut Segmenter, &mut Vec<Event>)) {
+        let mut events = std::mem::take(&mut g.events);
+        if let Some(s) = &mut g.segmenter {
+            f(s, &mut events);
+        }
+        for ev in events.drain(..) {
+            self.apply(g, ev);
+        }
+        g.events = events;
     }
 
     fn apply(&self, g: &mut Inner, ev: Event) {
@@ -704,10 +689,9 @@ impl Stream {
         let gen = r
             .inits
             .iter()
-            .map(|(g, _)| *g)
-            .filter(|g| *g <= current)
-            .max()
-            .unwrap_or(current);
+            .rev()
+            .find(|(g, _)| *g <= current)
+            .map_or(current, |(g, _)| *g);
         let with_cts = r.kind == TrackKind::Video;
         let samples = p.fragment_samples();
         let gap = p.is_gap();
@@ -917,15 +901,6 @@ impl Stream {
                 .send_replace(Some(Arc::new(Rendered::new(mv.render()))));
             g.multivariant = Some(mv);
         }
-    }
-}
-
-/// The track segment boundaries are decided on (video when present, else audio).
-fn lead_kind(renditions: &[Rendition]) -> TrackKind {
-    if renditions.iter().any(|r| r.kind == TrackKind::Video) {
-        TrackKind::Video
-    } else {
-        TrackKind::Audio
     }
 }
 

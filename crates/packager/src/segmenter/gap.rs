@@ -20,11 +20,9 @@ impl Spacing {
     }
 }
 
-/// The leading track is missing.
+/// The leading track is missing. GAP parts cover the timeline up to `Running::end`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Gap {
-    /// GAP parts cover the timeline up to here (leading-track timescale).
-    end: i64,
     /// The furthest time the input was reported missing until.
     until: i64,
 }
@@ -45,7 +43,7 @@ impl Running {
         if let Some(seg) = self.seg.take() {
             self.end_segment(lead, seg.msn, false, out);
         }
-        self.gap = Some(Gap { end, until: end });
+        self.gap = Some(Gap { until: end });
         self.flush_follower(out);
         if let Some(f) = &mut self.follower {
             f.discard_queue();
@@ -78,6 +76,7 @@ impl Running {
         if !u.keyframe {
             return None;
         }
+        let gap_end = self.gap_end();
         let t = self.t;
         let snap = |x: i64| {
             x.saturating_add(t.half_fd)
@@ -85,12 +84,11 @@ impl Running {
                 .saturating_mul(t.fd)
         };
         let mut d = snap(u.dts.saturating_add(self.shift));
-        if d < gap.end || d > gap.until.max(gap.end).saturating_add(t.bucket) {
+        if d < gap_end || d > gap.until.max(gap_end).saturating_add(t.bucket) {
             // the publisher's clock went back (a restarted encoder, media held up in the
             // network) or jumped far ahead: continue the published timeline where it ends,
             // by whole frames (the frame grid stays where it was)
-            let frames = gap
-                .end
+            let frames = gap_end
                 .saturating_sub(d)
                 .saturating_add(t.fd - 1)
                 .div_euclid(t.fd);
@@ -103,10 +101,11 @@ impl Running {
             d = d.saturating_add(shift);
         }
         self.gap_parts(lead, d, out);
-        if let Some(g) = self.gap.filter(|g| g.end < d) {
+        let covered = self.gap_end();
+        if covered < d {
             // the last GAP part reaches exactly to the keyframe
-            let seg = self.gap_segment(g.end);
-            self.gap_part(lead, seg, g.end, d, out);
+            let seg = self.gap_segment(covered);
+            self.gap_part(lead, seg, covered, d, out);
         }
         if let Some(seg) = self.seg.take().filter(|s| s.next_index > 0) {
             self.end_segment(lead, seg.msn, false, out);
@@ -124,7 +123,6 @@ impl Running {
                 f.enqueue(a);
             }
         }
-        self.held.clear();
         Some(d)
     }
 
@@ -169,19 +167,26 @@ impl Running {
     /// Every whole GAP part that ends by `until`.
     fn gap_parts(&mut self, lead: TrackKind, until: i64, out: &mut Vec<Event>) {
         let t = self.t;
-        while let Some(g) = self.gap {
-            let seg = self.gap_segment(g.end);
+        while self.gap.is_some() {
+            let covered = self.gap_end();
+            let seg = self.gap_segment(covered);
             let seg_end = ((seg.start + t.half_fd).div_euclid(t.bucket) + 1) * t.bucket;
             let part_end = (seg.start + i64::from(seg.next_index + 1) * t.part).min(seg_end);
             if part_end > until {
                 break;
             }
-            self.gap_part(lead, seg, g.end, part_end, out);
+            self.gap_part(lead, seg, covered, part_end, out);
             if part_end == seg_end {
                 self.seg = None;
                 self.end_segment(lead, seg.msn, false, out);
             }
         }
+    }
+
+    /// Where the published timeline ends (in the gap state, always known: entering it
+    /// requires a published part).
+    fn gap_end(&self) -> i64 {
+        self.end.unwrap_or_default()
     }
 
     /// The open gap segment, or the one that a GAP part at `start` would open.
@@ -210,9 +215,6 @@ impl Running {
             samples: Vec::new(),
         }));
         self.end = Some(end);
-        if let Some(g) = &mut self.gap {
-            g.end = end;
-        }
         if let Some(f) = &mut self.follower {
             f.open_part(seg.msn, seg.next_index, start, end);
             f.close_part(seg.msn, seg.next_index, end);

@@ -499,6 +499,18 @@ fn stall(s: &mut Segmenter, units: Vec<MediaUnit>, silent_ms: u64, out: &mut Vec
     }
 }
 
+/// 4 s of 30 fps video and audio, then the publisher leaves and `gap_ms` of GAP follows.
+fn published_then_lost(gap_ms: u64) -> (Segmenter, Vec<Event>) {
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut ev = Vec::new();
+    for u in input(0, 4_000, 30.0, 30, true) {
+        s.push(u, &mut ev);
+    }
+    s.input_lost(&mut ev);
+    s.fill(Duration::from_millis(gap_ms), &mut ev);
+    (s, ev)
+}
+
 #[test]
 fn stalled_input_becomes_gap_parts_on_the_grid() {
     let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
@@ -616,13 +628,7 @@ fn input_back_on_an_earlier_clock_continues_the_timeline() {
 
 #[test]
 fn resumed_session_continues_and_remeasures_its_frame_rate() {
-    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
-    let mut ev = Vec::new();
-    for u in input(0, 4_000, 30.0, 30, true) {
-        s.push(u, &mut ev);
-    }
-    s.input_lost(&mut ev);
-    s.fill(Duration::from_millis(500), &mut ev);
+    let (mut s, mut ev) = published_then_lost(500);
     // the publisher reconnects at 60 fps, its clock restarted
     s.resume(Some(48_000), &mut ev);
     assert!(!s.is_probing());
@@ -647,13 +653,7 @@ fn resumed_session_continues_and_remeasures_its_frame_rate() {
 
 #[test]
 fn a_stall_inside_a_resumed_sessions_first_gop_keeps_the_frame_grid() {
-    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
-    let mut ev = Vec::new();
-    for u in input(0, 4_000, 30.0, 30, true) {
-        s.push(u, &mut ev);
-    }
-    s.input_lost(&mut ev);
-    s.fill(Duration::from_millis(300), &mut ev);
+    let (mut s, mut ev) = published_then_lost(300);
     assert!(s.resume(Some(48_000), &mut ev));
     // the new session (clock restarted) sends 10 frames, stalls for 1.5 s, then goes on with
     // its clock running: the frame-rate check must not take the stall for frame spacing

@@ -48,6 +48,24 @@ const SMALL: &str = concat!(
     "/../../tests/fixtures/sample-h264-aac-small.flv"
 );
 
+/// A stream with default settings, outside any store (no input-loss clock: tests call
+/// [`Stream::tick`] themselves).
+fn new_stream() -> Stream {
+    Stream::new(
+        "t",
+        StreamSettings::default(),
+        PackagerMetrics::unregistered(),
+    )
+}
+
+/// The current video media playlist.
+fn video_text(stream: &Stream) -> String {
+    let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
+    std::str::from_utf8(&v.playlist().plain)
+        .unwrap()
+        .to_string()
+}
+
 fn publish(stream: &Stream, tracks: Tracks, units: Vec<MediaUnit>) {
     stream.claim().unwrap();
     stream.begin_publish(tracks).unwrap();
@@ -61,11 +79,7 @@ fn parts_share_the_ingest_bytes() {
     let (tracks, units) = fixture_units(SMALL);
     let ptrs: std::collections::HashSet<usize> =
         units.iter().map(|u| u.data.as_ptr() as usize).collect();
-    let stream = Stream::new(
-        "t",
-        StreamSettings::default(),
-        PackagerMetrics::unregistered(),
-    );
+    let stream = new_stream();
     publish(&stream, tracks, units);
     let view = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     let mut checked = 0;
@@ -86,11 +100,7 @@ fn parts_share_the_ingest_bytes() {
 #[test]
 fn playlists_after_a_fixture() {
     let (tracks, units) = fixture_units(SMALL);
-    let stream = Stream::new(
-        "t",
-        StreamSettings::default(),
-        PackagerMetrics::unregistered(),
-    );
+    let stream = new_stream();
     publish(&stream, tracks, units);
     let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     let text = std::str::from_utf8(&v.playlist().plain)
@@ -135,11 +145,7 @@ fn playlists_after_a_fixture() {
 #[test]
 fn reconnect_continues_with_discontinuity() {
     let (tracks, units) = fixture_units(SMALL);
-    let stream = Stream::new(
-        "t",
-        StreamSettings::default(),
-        PackagerMetrics::unregistered(),
-    );
+    let stream = new_stream();
     publish(&stream, tracks.clone(), units.clone());
     stream.end_publish();
     let before = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
@@ -217,26 +223,17 @@ fn a_publisher_after_the_end_gets_a_fresh_stream_with_new_names() {
 #[test]
 fn gap_parts_go_on_while_the_returning_input_waits_for_a_keyframe() {
     let (tracks, units) = fixture_units(SMALL);
-    let stream = Stream::new(
-        "t",
-        StreamSettings::default(),
-        PackagerMetrics::unregistered(),
-    );
+    let stream = new_stream();
     stream.claim().unwrap();
     stream.begin_publish(tracks).unwrap();
     // units arrive in real time (virtual clock: arrival = t0 + decode time)
+    let ticks_per_ms = |u: &MediaUnit| match u.track {
+        TrackKind::Video => 90,
+        TrackKind::Audio => 48,
+    };
+    let ms = |u: &MediaUnit| u.dts / ticks_per_ms(u);
     let t0 = Instant::now();
-    let at = |u: &MediaUnit| {
-        let ms = match u.track {
-            TrackKind::Video => u.dts / 90,
-            TrackKind::Audio => u.dts / 48,
-        };
-        t0 + Duration::from_millis(ms as u64)
-    };
-    let ms = |u: &MediaUnit| match u.track {
-        TrackKind::Video => u.dts / 90,
-        TrackKind::Audio => u.dts / 48,
-    };
+    let at = |u: &MediaUnit| t0 + Duration::from_millis(ms(u) as u64);
     for u in units.iter().filter(|u| ms(u) < 2_500) {
         stream.push(u.clone(), at(u), 0);
     }
@@ -259,11 +256,7 @@ fn gap_parts_go_on_while_the_returning_input_waits_for_a_keyframe() {
         .iter()
         .filter(|u| (2_500..3_000).contains(&ms(u)))
         .map(|u| MediaUnit {
-            dts: u.dts
-                + match u.track {
-                    TrackKind::Video => 1_500 * 90,
-                    TrackKind::Audio => 1_500 * 48,
-                },
+            dts: u.dts + 1_500 * ticks_per_ms(u),
             ..u.clone()
         })
         .collect();
@@ -285,11 +278,7 @@ fn gap_parts_go_on_while_the_returning_input_waits_for_a_keyframe() {
 #[test]
 fn a_reconnect_before_anything_was_published_uses_its_own_init_segment() {
     let (tracks, units) = fixture_units(SMALL);
-    let stream = Stream::new(
-        "t",
-        StreamSettings::default(),
-        PackagerMetrics::unregistered(),
-    );
+    let stream = new_stream();
     stream.claim().unwrap();
     stream.begin_publish(tracks.clone()).unwrap();
     // the first session leaves after one frame: nothing is listed
@@ -302,15 +291,13 @@ fn a_reconnect_before_anything_was_published_uses_its_own_init_segment() {
     for u in units {
         stream.push(u, Instant::now(), 0);
     }
-    let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
-    let text = std::str::from_utf8(&v.playlist().plain)
-        .unwrap()
-        .to_string();
+    let text = video_text(&stream);
     assert!(
         text.contains("#EXT-X-MAP:URI=\"video_init1.mp4\""),
         "{text}"
     );
     assert!(!text.contains("video_init0.mp4"), "{text}");
     assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    let v = stream.rendition(TrackKind::Video).borrow().clone().unwrap();
     assert!(v.init(1).is_some());
 }
