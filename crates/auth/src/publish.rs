@@ -1,0 +1,270 @@
+//! The publish hook: every ingest protocol asks it before a stream goes live.
+
+use crate::jwt::Jwt;
+use crate::webhook::Webhook;
+use crate::{AuthError, AuthMetrics};
+use ring::hmac;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// A publish attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishRequest<'a> {
+    /// `"rtmp"` or `"whip"`.
+    pub protocol: &'static str,
+    /// The stream name.
+    pub stream: &'a str,
+    /// The key or token presented (RTMP `?key=`/`?token=`, WHIP bearer), if any.
+    pub credential: Option<&'a str>,
+    /// The publisher's address.
+    pub client: SocketAddr,
+}
+
+/// Publish auth settings.
+#[derive(Debug, Clone, Default)]
+pub struct PublishAuthConfig {
+    /// Stream name → key. The name `"*"` holds a key valid for every stream.
+    pub keys: HashMap<String, String>,
+    /// Accept JWTs (HS256/RS256) whose `stream` claim names the stream.
+    pub jwt: Option<Arc<Jwt>>,
+    /// `on_publish` webhook URL (empty: none).
+    pub webhook: String,
+    /// How long the webhook may take.
+    pub webhook_timeout: Duration,
+}
+
+/// The publish hook.
+#[derive(Debug, Clone)]
+pub struct PublishAuth {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Keys are compared as HMAC tags under a random key: constant time in the key.
+    keys: HashMap<String, hmac::Tag>,
+    tag_key: hmac::Key,
+    jwt: Option<Arc<Jwt>>,
+    webhook: Option<Webhook>,
+    metrics: AuthMetrics,
+}
+
+#[derive(serde::Serialize)]
+struct WebhookBody<'a> {
+    action: &'static str,
+    protocol: &'static str,
+    stream: &'a str,
+    client_addr: String,
+    key: Option<&'a str>,
+}
+
+impl PublishAuth {
+    /// The hook for `cfg`.
+    pub fn new(cfg: PublishAuthConfig, metrics: AuthMetrics) -> Result<PublishAuth, AuthError> {
+        let rng = ring::rand::SystemRandom::new();
+        let tag_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
+            .map_err(|_| AuthError::Config("no random numbers".into()))?;
+        let mut keys = HashMap::new();
+        for (stream, key) in &cfg.keys {
+            if key.is_empty() {
+                return Err(AuthError::Config(format!(
+                    "the publish key of stream {stream:?} is empty"
+                )));
+            }
+            keys.insert(stream.clone(), hmac::sign(&tag_key, key.as_bytes()));
+        }
+        let webhook = if cfg.webhook.is_empty() {
+            None
+        } else {
+            Some(Webhook::new(&cfg.webhook, cfg.webhook_timeout)?)
+        };
+        Ok(PublishAuth {
+            inner: Arc::new(Inner {
+                keys,
+                tag_key,
+                jwt: cfg.jwt,
+                webhook,
+                metrics,
+            }),
+        })
+    }
+
+    /// Anyone may publish.
+    pub fn open(metrics: AuthMetrics) -> PublishAuth {
+        Self::new(PublishAuthConfig::default(), metrics).expect("empty config")
+    }
+
+    /// Whether any method is configured (otherwise every publish is allowed).
+    pub fn enabled(&self) -> bool {
+        let i = &self.inner;
+        !i.keys.is_empty() || i.jwt.is_some() || i.webhook.is_some()
+    }
+
+    /// Decides a publish attempt: `Ok(method)` names what allowed it. Logged and counted.
+    pub async fn check(&self, req: PublishRequest<'_>) -> Result<&'static str, AuthError> {
+        let r = self.decide(req).await;
+        self.inner.metrics.count("publish", &r);
+        match &r {
+            Ok(method) => {
+                info!(stream = %req.stream, client = %req.client, protocol = req.protocol, method, "publish authorized")
+            }
+            Err(e) => {
+                warn!(stream = %req.stream, client = %req.client, protocol = req.protocol, reason = %e, "publish refused")
+            }
+        }
+        r
+    }
+
+    async fn decide(&self, req: PublishRequest<'_>) -> Result<&'static str, AuthError> {
+        if !self.enabled() {
+            return Ok("open");
+        }
+        let i = &self.inner;
+        let credential = req.credential.filter(|c| !c.is_empty());
+        // the most telling refusal so far: a key or token that was wrong says more than none
+        let mut refusal = AuthError::Missing;
+        if let Some(c) = credential {
+            if let Some(tag) = i.keys.get(req.stream).or_else(|| i.keys.get("*")) {
+                match hmac::verify(&i.tag_key, c.as_bytes(), tag.as_ref()) {
+                    Ok(()) => return Ok("key"),
+                    Err(_) => refusal = AuthError::WrongKey,
+                }
+            }
+            if let Some(jwt) = &i.jwt {
+                if c.bytes().filter(|&b| b == b'.').count() == 2 {
+                    match jwt.verify(c, req.stream) {
+                        Ok(()) => return Ok("jwt"),
+                        Err(e) => refusal = e,
+                    }
+                }
+            }
+        }
+        if let Some(w) = &i.webhook {
+            let body = WebhookBody {
+                action: "publish",
+                protocol: req.protocol,
+                stream: req.stream,
+                client_addr: req.client.to_string(),
+                key: credential,
+            };
+            let body =
+                serde_json::to_string(&body).map_err(|e| AuthError::Webhook(e.to_string()))?;
+            return w.ask(body).await.map(|()| "webhook");
+        }
+        Err(refusal)
+    }
+}
+
+/// The credential in an RTMP publish name's query (`name?key=…` or `name?token=…`).
+pub fn rtmp_credential(query: &str) -> Option<&str> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "key" || k == "token").then_some(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::{self, JwtConfig};
+
+    fn req<'a>(stream: &'a str, credential: Option<&'a str>) -> PublishRequest<'a> {
+        PublishRequest {
+            protocol: "rtmp",
+            stream,
+            credential,
+            client: "192.0.2.1:5000".parse().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn open_without_methods() {
+        let a = PublishAuth::open(AuthMetrics::unregistered());
+        assert!(!a.enabled());
+        assert_eq!(a.check(req("x", None)).await, Ok("open"));
+    }
+
+    #[tokio::test]
+    async fn static_keys() {
+        let m = AuthMetrics::unregistered();
+        let a = PublishAuth::new(
+            PublishAuthConfig {
+                keys: [("cam".to_string(), "s3cret".to_string())].into(),
+                ..Default::default()
+            },
+            m.clone(),
+        )
+        .unwrap();
+        assert_eq!(a.check(req("cam", Some("s3cret"))).await, Ok("key"));
+        assert_eq!(
+            a.check(req("cam", Some("s3cre"))).await,
+            Err(AuthError::WrongKey)
+        );
+        assert_eq!(a.check(req("cam", None)).await, Err(AuthError::Missing));
+        // no key for this stream and no wildcard
+        assert_eq!(
+            a.check(req("other", Some("s3cret"))).await,
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            m.decisions
+                .with_label_values(&["publish", "deny", "wrong_key"])
+                .get(),
+            1
+        );
+        let any = PublishAuth::new(
+            PublishAuthConfig {
+                keys: [("*".to_string(), "all".to_string())].into(),
+                ..Default::default()
+            },
+            m,
+        )
+        .unwrap();
+        assert_eq!(any.check(req("whatever", Some("all"))).await, Ok("key"));
+    }
+
+    #[tokio::test]
+    async fn jwt_and_keys_together() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let j = jwt::Jwt::new(&JwtConfig {
+            hs256_secret: secret.to_vec(),
+            rs256_public_key_pem: Vec::new(),
+            audience: String::new(),
+            leeway: Duration::from_secs(1),
+        })
+        .unwrap();
+        let a = PublishAuth::new(
+            PublishAuthConfig {
+                keys: [("cam".to_string(), "k".to_string())].into(),
+                jwt: Some(Arc::new(j)),
+                ..Default::default()
+            },
+            AuthMetrics::unregistered(),
+        )
+        .unwrap();
+        let exp = crate::unix_now() + 60;
+        let t = jwt::sign(
+            &serde_json::json!({"stream": "cam", "exp": exp}),
+            secret,
+            false,
+        )
+        .unwrap();
+        assert_eq!(a.check(req("cam", Some(&t))).await, Ok("jwt"));
+        assert_eq!(a.check(req("cam", Some("k"))).await, Ok("key"));
+        assert_eq!(
+            a.check(req("dog", Some(&t))).await,
+            Err(AuthError::WrongStream)
+        );
+    }
+
+    #[test]
+    fn credentials_in_rtmp_names() {
+        assert_eq!(rtmp_credential("key=abc"), Some("abc"));
+        assert_eq!(rtmp_credential("relay=1&token=a.b.c"), Some("a.b.c"));
+        assert_eq!(rtmp_credential("relay=1"), None);
+        assert_eq!(rtmp_credential(""), None);
+    }
+}
