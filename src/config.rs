@@ -1,6 +1,8 @@
 //! Configuration: TOML with an embedded default (`configs/default.toml`), validated once into
 //! typed values. Every error names the key.
 
+pub mod auth;
+
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -108,6 +110,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Pushing published streams on to other origins.
     pub relay: RelayConfig,
+    /// Publish and playback authorization.
+    pub auth: auth::AuthConfig,
 }
 
 /// `[relay]`.
@@ -287,6 +291,7 @@ impl Config {
             );
         }
         self.validate_edge()?;
+        self.auth.validate(&self.role)?;
         for (i, url) in self.cluster.peers.iter().enumerate() {
             let u: http::Uri = url
                 .parse()
@@ -494,6 +499,52 @@ mod tests {
             Config::parse("[packager]\nwindow_segments = 3").unwrap_err()
         );
         assert!(e.contains("packager.window_segments"), "{e}");
+    }
+
+    #[test]
+    fn auth_is_checked() {
+        for (text, key) in [
+            (
+                "[auth.playback]\nsecret = \"short\"",
+                "auth.playback.secret",
+            ),
+            ("[auth.publish]\njwt = true", "auth.publish.jwt"),
+            (
+                "[auth.jwt]\nhs256_secret = \"too short\"",
+                "auth.jwt.hs256_secret",
+            ),
+            (
+                "[auth.publish]\nkeys = { \"../x\" = \"long enough\" }",
+                "auth.publish.keys",
+            ),
+            (
+                "[auth.publish]\nkeys = { cam = \"short\" }",
+                "auth.publish.keys.cam",
+            ),
+            (
+                "[auth.publish]\nwebhook_timeout = \"1m\"",
+                "auth.publish.webhook_timeout",
+            ),
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let e = format!(
+            "{:#}",
+            Config::parse("[auth.publish]\nwebhook = \"https://x/\"").unwrap_err()
+        );
+        assert!(e.contains("auth.publish.webhook"), "{e}");
+        let c = Config::parse("[auth.publish]\nkeys = { cam = \"long-enough\" }").unwrap();
+        let (publish, _) = c
+            .auth
+            .build(&ferrocast_auth::AuthMetrics::unregistered())
+            .unwrap();
+        assert!(publish.enabled());
+        let (publish, playback) = Config::default_config()
+            .auth
+            .build(&ferrocast_auth::AuthMetrics::unregistered())
+            .unwrap();
+        assert!(!publish.enabled() && playback.is_none(), "open by default");
     }
 
     #[test]

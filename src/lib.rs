@@ -57,6 +57,8 @@ impl Server {
     pub async fn start(cfg: Config) -> Result<Server> {
         let registry = prometheus::Registry::new();
         let hm = HttpMetrics::new(&registry)?;
+        let am = ferrocast_auth::AuthMetrics::new(&registry)?;
+        let (publish_auth, playback_auth) = cfg.auth.build(&am)?;
         let http = TcpListener::bind(cfg.http.listen)
             .await
             .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
@@ -95,6 +97,7 @@ impl Server {
                     health_timeout: e.health_timeout.0,
                     fall: e.health_fall,
                     max_object_bytes: 64 << 20,
+                    auth: playback_auth.clone(),
                 },
                 em.clone(),
             );
@@ -145,12 +148,16 @@ impl Server {
                 store.clone(),
                 im.clone(),
                 relay(&cfg, im)?,
+                publish_auth,
             );
             tasks.spawn(rtmp_server.serve(rtmp, shutdown.clone()));
             let origin = Origin::new(store.clone(), hm.clone());
             (Handler::Origin(origin), Some(rtmp_addr), Some(store), None)
         };
-        let service = Arc::new(Service::new(handler.clone(), hm.clone(), None));
+        let service = Arc::new(
+            Service::new(handler.clone(), hm.clone(), None)
+                .with_playback_auth(playback_auth.clone()),
+        );
         tasks.spawn(ferrocast_edge::server::serve(
             http,
             service,
@@ -160,7 +167,7 @@ impl Server {
         ));
         let (https_addr, h3_addr, tls_cert) = if cfg.https.enabled {
             let (https_addr, h3_addr, cert) =
-                start_https(&cfg, handler, hm, &shutdown, &mut tasks).await?;
+                start_https(&cfg, handler, hm, playback_auth, &shutdown, &mut tasks).await?;
             (Some(https_addr), h3_addr, Some(cert))
         } else {
             (None, None, None)
@@ -226,6 +233,7 @@ async fn start_https(
     cfg: &Config,
     handler: Handler,
     hm: HttpMetrics,
+    playback_auth: Option<ferrocast_auth::playback::PlaybackAuth>,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Result<(SocketAddr, Option<SocketAddr>, std::path::PathBuf)> {
@@ -261,7 +269,10 @@ async fn start_https(
         match ferrocast_edge::h3::bind(addr, identity.quic_config()?) {
             Ok(endpoint) => {
                 let bound = endpoint.local_addr()?;
-                let service = Arc::new(Service::new(handler.clone(), hm.clone(), None));
+                let service = Arc::new(
+                    Service::new(handler.clone(), hm.clone(), None)
+                        .with_playback_auth(playback_auth.clone()),
+                );
                 tasks.spawn(ferrocast_edge::h3::serve(
                     endpoint,
                     service,
@@ -278,7 +289,9 @@ async fn start_https(
     } else {
         None
     };
-    let service = Arc::new(Service::new(handler, hm, h3_addr.map(|a| a.port())));
+    let service = Arc::new(
+        Service::new(handler, hm, h3_addr.map(|a| a.port())).with_playback_auth(playback_auth),
+    );
     let acceptor = tokio_rustls::TlsAcceptor::from(identity.tcp_config()?);
     tasks.spawn(ferrocast_edge::server::serve(
         tcp,

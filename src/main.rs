@@ -18,6 +18,31 @@ struct Cli {
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print a playback token signed with the config's auth.playback.secret (or, with --jwt, an
+    /// HS256 JWT signed with auth.jwt.hs256_secret, for publishing or playback), and exit.
+    Sign {
+        /// The stream the token grants.
+        #[arg(long, conflicts_with = "prefix")]
+        stream: Option<String>,
+        /// The path prefix a signed URL token grants instead, e.g. "/live/" for every stream.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Lifetime ("1h", "30m", "3600s").
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Bind a signed URL token to this client address.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// Make a JWT with a "stream" claim instead.
+        #[arg(long)]
+        jwt: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +70,16 @@ fn run() -> Result<()> {
         }
         None => Config::default_config(),
     };
+    if let Some(Command::Sign {
+        stream,
+        prefix,
+        ttl,
+        ip,
+        jwt,
+    }) = cli.command
+    {
+        return sign(&cfg, stream, prefix, &ttl, ip, jwt);
+    }
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log.level))
         .context("log.level")?;
@@ -71,6 +106,66 @@ fn run() -> Result<()> {
         tracing::info!("bye");
         Ok(())
     })
+}
+
+/// `ferrocast sign`: prints a token for the configured secrets.
+fn sign(
+    cfg: &Config,
+    stream: Option<String>,
+    prefix: Option<String>,
+    ttl: &str,
+    ip: Option<std::net::IpAddr>,
+    jwt: bool,
+) -> Result<()> {
+    let ttl = ttl_seconds(ttl)?;
+    let exp = ferrocast_auth::unix_now() + ttl;
+    if jwt {
+        let secret = &cfg.auth.jwt.hs256_secret;
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "sign --jwt: auth.jwt.hs256_secret is not set"
+        );
+        anyhow::ensure!(
+            prefix.is_none() && ip.is_none(),
+            "sign --jwt: takes --stream only"
+        );
+        let stream = stream.context("sign --jwt: --stream is required (\"*\" for all)")?;
+        let mut claims = serde_json::json!({ "stream": stream, "exp": exp });
+        if !cfg.auth.jwt.audience.is_empty() {
+            claims["aud"] = cfg.auth.jwt.audience.clone().into();
+        }
+        println!(
+            "{}",
+            ferrocast_auth::jwt::sign(&claims, secret.as_bytes(), false)?
+        );
+        return Ok(());
+    }
+    let secret = &cfg.auth.playback.secret;
+    anyhow::ensure!(!secret.is_empty(), "sign: auth.playback.secret is not set");
+    let prefix = match (stream, prefix) {
+        (Some(s), None) => format!("/live/{s}/"),
+        (None, Some(p)) => p,
+        _ => anyhow::bail!("sign: give --stream or --prefix"),
+    };
+    anyhow::ensure!(prefix.starts_with('/'), "sign: --prefix must start with /");
+    let signer = ferrocast_auth::signed::UrlSigner::new(secret.as_bytes())?;
+    println!("{}", signer.sign(&prefix, exp, ip));
+    Ok(())
+}
+
+/// A lifetime: a duration with a unit, or hours ("1h") and days ("7d").
+fn ttl_seconds(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (n, mult) = if let Some(h) = s.strip_suffix('h') {
+        (h, 3600)
+    } else if let Some(d) = s.strip_suffix('d') {
+        (d, 86_400)
+    } else {
+        let d = ferrocast::config::parse_duration(s).map_err(anyhow::Error::msg)?;
+        return Ok(d.as_secs().max(1));
+    };
+    let n: u64 = n.parse().with_context(|| format!("--ttl {s:?}"))?;
+    Ok(n.saturating_mul(mult).max(1))
 }
 
 async fn wait_for_signal() {

@@ -65,6 +65,7 @@ async fn connection(incoming: quinn::Incoming, service: Arc<Service>) {
         Ok(Err(e)) => return debug!(error = %e, "QUIC handshake failed"),
         Err(_) => return debug!("QUIC handshake timed out"),
     };
+    let peer = conn.remote_address().ip();
     let mut h3c: h3::server::Connection<h3_quinn::Connection, Bytes> =
         match h3::server::Connection::new(h3_quinn::Connection::new(conn)).await {
             Ok(c) => c,
@@ -76,7 +77,7 @@ async fn connection(incoming: quinn::Incoming, service: Arc<Service>) {
                 let service = service.clone();
                 tokio::spawn(
                     async move {
-                        if let Err(e) = request(resolver, &service).await {
+                        if let Err(e) = request(resolver, &service, peer).await {
                             if !e.is_h3_no_error() {
                                 debug!(error = %e, "HTTP/3 request failed");
                             }
@@ -99,6 +100,7 @@ async fn connection(incoming: quinn::Incoming, service: Arc<Service>) {
 async fn request(
     resolver: h3::server::RequestResolver<h3_quinn::Connection, Bytes>,
     service: &Service,
+    peer: std::net::IpAddr,
 ) -> Result<(), h3::error::StreamError> {
     let (req, mut stream) = resolver.resolve_request().await?;
     let resp = service
@@ -107,6 +109,7 @@ async fn request(
             req.uri(),
             http::Version::HTTP_3,
             req.headers(),
+            Some(peer),
         )
         .await;
     let (head, mut body) = resp.into_parts();

@@ -62,7 +62,7 @@ pub fn non_get(method: &Method) -> Option<Response<ChunkBody>> {
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Range, Content-Type"),
+            HeaderValue::from_static("Range, Content-Type, Authorization"),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,

@@ -56,7 +56,13 @@ pub async fn serve(
             async move {
                 Ok::<_, Infallible>(
                     service
-                        .handle(req.method(), req.uri(), req.version(), req.headers())
+                        .handle(
+                            req.method(),
+                            req.uri(),
+                            req.version(),
+                            req.headers(),
+                            Some(peer.ip()),
+                        )
                         .await,
                 )
             }

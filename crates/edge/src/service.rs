@@ -7,7 +7,9 @@ use crate::cache::Edge;
 use crate::metrics::HttpMetrics;
 use crate::origin::{route_label, Origin};
 use crate::reply::{volatile, Request};
-use http::{header, HeaderMap, HeaderValue, Method, Response, Uri, Version};
+use ferrocast_auth::playback::{self, PlaybackAuth};
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, Version};
+use std::net::IpAddr;
 use tracing::debug;
 
 /// The role's request handler.
@@ -27,6 +29,8 @@ pub struct Service {
     alt_svc: Option<HeaderValue>,
     /// `Access-Control-Expose-Headers`: what a player's script may read.
     expose: HeaderValue,
+    /// Viewers need a token (signed URL or JWT) when set.
+    auth: Option<PlaybackAuth>,
 }
 
 fn version_label(v: Version) -> &'static str {
@@ -67,28 +71,79 @@ impl Service {
                 crate::cache::PUBLISHED_HEADER
             ))
             .expect("static header value"),
+            auth: None,
         }
     }
 
-    /// Handles one request. `HEAD` gets the headers of `GET` and no body.
+    /// Requires a playback token for every stream path.
+    pub fn with_playback_auth(mut self, auth: Option<PlaybackAuth>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The playback check: `Some(403)` when the request needs a token and has no valid one.
+    /// `path` has its token segment taken out already.
+    fn refuse(
+        &self,
+        method: &Method,
+        path: &str,
+        path_token: Option<&str>,
+        query: &str,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Option<Response<ChunkBody>> {
+        let auth = self.auth.as_ref()?;
+        if method == Method::OPTIONS || !PlaybackAuth::guards(path) {
+            return None;
+        }
+        let token = path_token
+            .or_else(|| playback::query_token(query))
+            .or_else(|| {
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(playback::bearer_token)
+            });
+        let e = auth
+            .check(path, token, peer, ferrocast_auth::unix_now())
+            .err()?;
+        debug!(%path, reason = %e, "playback refused");
+        // the same answer whatever the reason or whether the stream exists
+        let mut r = crate::reply::error(StatusCode::FORBIDDEN, 0, "forbidden");
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(r)
+    }
+
+    /// Handles one request from `peer`. `HEAD` gets the headers of `GET` and no body. A
+    /// token segment in the path (`/live/{stream}/{token}/{file}`) is checked and taken out
+    /// before routing, so every viewer's request names the same object.
     pub async fn handle(
         &self,
         method: &Method,
         uri: &Uri,
         version: Version,
         headers: &HeaderMap,
+        peer: Option<IpAddr>,
     ) -> Response<ChunkBody> {
-        let path = uri.path();
+        let (path, path_token) = playback::split_path_token(uri.path());
+        let path = path.as_ref();
         let query = uri.query().unwrap_or("");
-        let r = Request {
-            method,
-            path,
-            query,
-            gzip: accepts_gzip(headers),
-        };
-        let mut resp = match &self.handler {
-            Handler::Origin(o) => o.handle(r).await,
-            Handler::Edge(e) => e.handle(r).await,
+        let refused = self.refuse(method, path, path_token, query, headers, peer);
+        let mut resp = match refused {
+            Some(r) => r,
+            None => {
+                let r = Request {
+                    method,
+                    path,
+                    query,
+                    gzip: accepts_gzip(headers),
+                };
+                match &self.handler {
+                    Handler::Origin(o) => o.handle(r).await,
+                    Handler::Edge(e) => e.handle(r).await,
+                }
+            }
         };
         let h = resp.headers_mut();
         h.insert(

@@ -56,7 +56,14 @@ pub struct UpstreamConfig {
     pub fall: u32,
     /// Largest object accepted from an origin.
     pub max_object_bytes: usize,
+    /// When origins check playback tokens: the edge's own, minted per request (viewers'
+    /// tokens are never passed on: one upstream request serves many viewers).
+    pub auth: Option<ferrocast_auth::playback::PlaybackAuth>,
 }
+
+/// Lifetime of the tokens an edge mints for its requests to origins (seconds; generous for
+/// clock skew between the two).
+const UPSTREAM_TOKEN_TTL: u64 = 300;
 
 /// An origin's answer.
 #[derive(Debug)]
@@ -263,10 +270,21 @@ impl Upstream {
     }
 
     async fn get(&self, uri: Uri) -> Result<Fetched, String> {
-        let req = Request::get(uri)
+        let mut req = Request::get(uri)
             .header(http::header::ACCEPT_ENCODING, "gzip")
             .body(Empty::new())
             .map_err(|e| e.to_string())?;
+        if let Some(t) = self
+            .cfg
+            .auth
+            .as_ref()
+            .and_then(|a| a.upstream_token(ferrocast_auth::unix_now(), UPSTREAM_TOKEN_TTL))
+        {
+            if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {t}")) {
+                req.headers_mut()
+                    .insert(http::header::AUTHORIZATION, crate::reply::volatile(v));
+            }
+        }
         let resp = self.client.request(req).await.map_err(|e| {
             // the connect error's source says what actually failed
             let mut s = e.to_string();
@@ -393,6 +411,7 @@ mod tests {
                 health_timeout: Duration::from_millis(100),
                 fall: 2,
                 max_object_bytes: 1 << 20,
+                auth: None,
             },
             EdgeMetrics::unregistered(),
         )

@@ -192,7 +192,9 @@ impl Relay {
 
     /// Starts relaying a stream that has just begun publishing (`None` when it is not to be
     /// relayed). Must be called within a tokio runtime: the relay connections run there.
-    pub fn feed(&self, stream: &str) -> Option<RelayFeed> {
+    /// `credential` (the publisher's stream key or token) is passed on, so a target that
+    /// checks publishers lets the relay in on the same key.
+    pub fn feed(&self, stream: &str, credential: Option<&str>) -> Option<RelayFeed> {
         let s = &self.settings;
         if s.targets.is_empty() || (!s.streams.is_empty() && !s.streams.iter().any(|n| n == stream))
         {
@@ -207,7 +209,10 @@ impl Relay {
                 tokio::spawn(push(
                     self.clone(),
                     t.clone(),
-                    format!("{stream}?{RELAY_MARK}"),
+                    match credential {
+                        Some(c) => format!("{stream}?{RELAY_MARK}&key={c}"),
+                        None => format!("{stream}?{RELAY_MARK}"),
+                    },
                     rx,
                 ));
                 Queue {

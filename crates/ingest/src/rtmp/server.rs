@@ -5,8 +5,12 @@ use super::session::{RmlSession, RtmpEvent, RtmpSession};
 use crate::metrics::IngestMetrics;
 use crate::relay::{Relay, RelayFeed, RELAY_MARK};
 use crate::to_unit::{FlvToUnits, Output};
+use ferrocast_auth::publish::{rtmp_credential, PublishAuth, PublishRequest};
+use ferrocast_auth::AuthError;
 use ferrocast_packager::store::Store;
 use ferrocast_packager::stream::Stream;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,6 +58,7 @@ pub struct RtmpServer {
     store: Arc<Store>,
     metrics: IngestMetrics,
     relay: Option<Relay>,
+    auth: PublishAuth,
 }
 
 /// Stream names: 1–128 characters of `[A-Za-z0-9_.-]`, not starting with a dot.
@@ -67,18 +72,21 @@ pub fn valid_stream_name(name: &str) -> bool {
 }
 
 impl RtmpServer {
-    /// A server publishing into `store`, relaying streams through `relay` if given.
+    /// A server publishing into `store`, relaying streams through `relay` if given, and
+    /// asking `auth` before each publish.
     pub fn new(
         settings: RtmpSettings,
         store: Arc<Store>,
         metrics: IngestMetrics,
         relay: Option<Relay>,
+        auth: PublishAuth,
     ) -> Arc<Self> {
         Arc::new(Self {
             settings,
             store,
             metrics,
             relay,
+            auth,
         })
     }
 
@@ -172,7 +180,7 @@ impl RtmpServer {
             let span = tracing::info_span!("rtmp", conn = id, %peer);
             tracker.spawn(
                 self.clone()
-                    .connection(socket, shutdown.clone())
+                    .connection(socket, peer, shutdown.clone())
                     .instrument(span),
             );
         }
@@ -180,14 +188,21 @@ impl RtmpServer {
         let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
     }
 
-    async fn connection(self: Arc<Self>, mut socket: TcpStream, shutdown: CancellationToken) {
+    async fn connection(
+        self: Arc<Self>,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
         let mut conn = Connection {
             server: self.clone(),
             session: Box::new(RmlSession::new()),
             out: Vec::with_capacity(8192),
             events: Vec::new(),
+            queue: VecDeque::new(),
             outputs: Vec::new(),
             publish: None,
+            pending: None,
         };
         let mut buf = vec![0u8; 64 * 1024];
         let started = tokio::time::Instant::now();
@@ -232,7 +247,23 @@ impl RtmpServer {
                 if !pace.is_zero() && n < PACED_READ_MAX && conn.publish.is_some() {
                     tokio::time::sleep_until(last_read + pace).await;
                 }
-                let keep = conn.input(&buf[..n]);
+                let mut keep = conn.input(&buf[..n]);
+                // A publish waits for its authorization (a webhook may take a while; its
+                // timeout bounds the wait). Nothing more is read meanwhile: what the publisher
+                // sends waits in the socket, and events already parsed wait in the queue.
+                while keep.is_ok() {
+                    let Some(p) = conn.pending.take() else { break };
+                    let decision = tokio::select! {
+                        d = self.auth.check(PublishRequest {
+                            protocol: "rtmp",
+                            stream: &p.name,
+                            credential: p.credential.as_deref(),
+                            client: peer,
+                        }) => d,
+                        _ = &mut cancelled => return Ok(()),
+                    };
+                    keep = conn.authorized(p, decision);
+                }
                 if !conn.out.is_empty() {
                     socket
                         .write_all(&conn.out)
@@ -275,13 +306,25 @@ struct Publish {
     relay: Option<RelayFeed>,
 }
 
+/// A publish request waiting for its authorization.
+struct PendingPublish {
+    request_id: u32,
+    name: String,
+    credential: Option<String>,
+    relayed: bool,
+}
+
 struct Connection {
     server: Arc<RtmpServer>,
     session: Box<dyn RtmpSession>,
     out: Vec<u8>,
+    /// Events the session raises (filled by calls into it).
     events: Vec<RtmpEvent>,
+    /// Events waiting to be handled, in order; held while a publish is being authorized.
+    queue: VecDeque<RtmpEvent>,
     outputs: Vec<Output>,
     publish: Option<Publish>,
+    pending: Option<PendingPublish>,
 }
 
 impl Connection {
@@ -309,12 +352,19 @@ impl Connection {
                 return Err("RTMP session panicked on malformed input".into());
             }
         }
-        // handling an event may raise more (accepting a request): take batches until none
-        // are left, moving each event rather than cloning it
-        while !self.events.is_empty() {
-            for ev in std::mem::take(&mut self.events) {
-                self.event(ev)?;
-            }
+        self.queue.extend(self.events.drain(..));
+        self.run_queue()
+    }
+
+    /// Handles queued events in order until none are left or a publish awaits authorization.
+    /// Handling an event may raise more (accepting a request): they join the queue's end.
+    fn run_queue(&mut self) -> Result<(), String> {
+        while self.pending.is_none() {
+            let Some(ev) = self.queue.pop_front() else {
+                break;
+            };
+            self.event(ev)?;
+            self.queue.extend(self.events.drain(..));
         }
         Ok(())
     }
@@ -348,6 +398,7 @@ impl Connection {
                 let name = name.to_string();
                 // a stream another origin relays to us is not relayed again (no loops)
                 let relayed = query.split('&').any(|kv| kv == RELAY_MARK);
+                let credential = rtmp_credential(query).map(str::to_string);
                 if self.publish.is_some() {
                     let _ = self.session.reject(
                         request_id,
@@ -371,46 +422,13 @@ impl Connection {
                     );
                     return Err(format!("invalid stream name {name:?}"));
                 }
-                let stream = server.store.get_or_create(&name);
-                let generation = match stream.claim() {
-                    Ok(g) => g,
-                    Err(e) => {
-                        server
-                            .metrics
-                            .rejected
-                            .with_label_values(&["already_publishing"])
-                            .inc();
-                        warn!(stream = %name, "refused: stream is already being published");
-                        let _ = self.session.reject(
-                            request_id,
-                            "NetStream.Publish.BadName",
-                            &format!("stream '{name}' is already being published"),
-                            &mut self.out,
-                        );
-                        return Err(e.to_string());
-                    }
-                };
-                info!(stream = %name, "publish started");
-                server.metrics.publishers.inc();
-                let bytes = server.metrics.bytes.with_label_values(&[name.as_str()]);
-                let frames = ["video", "audio"]
-                    .map(|t| server.metrics.frames.with_label_values(&[name.as_str(), t]));
-                let relay = match &server.relay {
-                    Some(r) if !relayed => r.feed(&name),
-                    _ => None,
-                };
-                self.publish = Some(Publish {
-                    stream,
-                    generation,
-                    converter: FlvToUnits::new(),
-                    started: false,
-                    bytes,
-                    frames,
-                    relay,
+                self.pending = Some(PendingPublish {
+                    request_id,
+                    name,
+                    credential,
+                    relayed,
                 });
-                self.session
-                    .accept(request_id, &mut self.out, &mut self.events)
-                    .map_err(|e| e.to_string())
+                Ok(())
             }
             RtmpEvent::Play { request_id } => {
                 let _ = self.session.reject(
@@ -428,6 +446,97 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// Goes on with a publish request once its authorization is decided, then with the
+    /// events that waited for it.
+    fn authorized(
+        &mut self,
+        p: PendingPublish,
+        decision: Result<&'static str, AuthError>,
+    ) -> Result<(), String> {
+        let server = self.server.clone();
+        let PendingPublish {
+            request_id,
+            name,
+            credential,
+            relayed,
+        } = p;
+        if let Err(e) = decision {
+            server
+                .metrics
+                .rejected
+                .with_label_values(&["unauthorized"])
+                .inc();
+            // say what a legitimate publisher can act on; nothing about keys or streams
+            let why = match e {
+                AuthError::Expired | AuthError::NotYetValid => format!(" ({e})"),
+                AuthError::Webhook(_) => " (authorization unavailable)".to_string(),
+                _ => String::new(),
+            };
+            let _ = self.session.reject(
+                request_id,
+                "NetStream.Publish.Unauthorized",
+                &format!("publish not authorized{why}"),
+                &mut self.out,
+            );
+            return Err(format!("publish not authorized: {e}"));
+        }
+        self.begin(request_id, name, credential, relayed)?;
+        self.run_queue()
+    }
+
+    /// Claims the stream and accepts the publish request.
+    fn begin(
+        &mut self,
+        request_id: u32,
+        name: String,
+        credential: Option<String>,
+        relayed: bool,
+    ) -> Result<(), String> {
+        let server = self.server.clone();
+        let stream = server.store.get_or_create(&name);
+        let generation = match stream.claim() {
+            Ok(g) => g,
+            Err(e) => {
+                server
+                    .metrics
+                    .rejected
+                    .with_label_values(&["already_publishing"])
+                    .inc();
+                warn!(stream = %name, "refused: stream is already being published");
+                let _ = self.session.reject(
+                    request_id,
+                    "NetStream.Publish.BadName",
+                    &format!("stream '{name}' is already being published"),
+                    &mut self.out,
+                );
+                return Err(e.to_string());
+            }
+        };
+        info!(stream = %name, "publish started");
+        server.metrics.publishers.inc();
+        let bytes = server.metrics.bytes.with_label_values(&[name.as_str()]);
+        let frames = ["video", "audio"]
+            .map(|t| server.metrics.frames.with_label_values(&[name.as_str(), t]));
+        let relay = match &server.relay {
+            Some(r) if !relayed => r.feed(&name, credential.as_deref()),
+            _ => None,
+        };
+        self.publish = Some(Publish {
+            stream,
+            generation,
+            converter: FlvToUnits::new(),
+            started: false,
+            bytes,
+            frames,
+            relay,
+        });
+        self.session
+            .accept(request_id, &mut self.out, &mut self.events)
+            .map_err(|e| e.to_string())?;
+        self.queue.extend(self.events.drain(..));
+        Ok(())
     }
 
     fn media(&mut self, video: bool, timestamp: u32, data: bytes::Bytes) -> Result<(), String> {
