@@ -112,6 +112,30 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Publish and playback authorization.
     pub auth: auth::AuthConfig,
+    /// Limits and timeouts.
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Publishers at once (0: no limit).
+    pub max_publishers: usize,
+    /// Highest publish bitrate, kbit/s (0: no limit).
+    pub max_publish_kbps: u64,
+    /// Window the publish bitrate is averaged over.
+    pub bitrate_window: HumanDuration,
+    /// RTMP connections per client address (0: no limit).
+    pub rtmp_connections_per_ip: usize,
+    /// HTTP client connections, all listeners (0: no limit).
+    pub max_connections: usize,
+    /// HTTP client connections per client address (0: no limit).
+    pub max_connections_per_ip: usize,
+    /// Close HTTP connections on which nothing moves for this long.
+    pub http_idle_timeout: HumanDuration,
+    /// HTTP/1.1 request headers must arrive within this.
+    pub http_header_timeout: HumanDuration,
 }
 
 /// `[relay]`.
@@ -292,6 +316,7 @@ impl Config {
         }
         self.validate_edge()?;
         self.auth.validate(&self.role)?;
+        self.validate_limits()?;
         for (i, url) in self.cluster.peers.iter().enumerate() {
             let u: http::Uri = url
                 .parse()
@@ -391,6 +416,31 @@ impl Config {
 }
 
 impl Config {
+    fn validate_limits(&self) -> Result<()> {
+        let l = &self.limits;
+        let w = l.bitrate_window.0;
+        if w < Duration::from_secs(1) || w > Duration::from_secs(60) {
+            bail!("limits.bitrate_window: must be between 1s and 60s");
+        }
+        // a blocking request is held without a byte moving: the idle timeout must outlast it
+        let held = (self.packager.max_target_duration.0 * 3).max(if self.role == "edge" {
+            self.edge.max_wait.0
+        } else {
+            Duration::ZERO
+        });
+        if l.http_idle_timeout.0 <= held || l.http_idle_timeout.0 > Duration::from_secs(3600) {
+            bail!(
+                "limits.http_idle_timeout: must be longer than the longest blocking request ({} s) and at most 1h",
+                held.as_secs()
+            );
+        }
+        let h = l.http_header_timeout.0;
+        if h < Duration::from_secs(1) || h > Duration::from_secs(300) {
+            bail!("limits.http_header_timeout: must be between 1s and 5m");
+        }
+        Ok(())
+    }
+
     fn validate_edge(&self) -> Result<()> {
         let e = &self.edge;
         if self.role == "edge" && e.origins.is_empty() {

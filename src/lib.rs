@@ -67,6 +67,16 @@ impl Server {
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
         let (http_addr, admin_addr) = (http.local_addr()?, admin.local_addr()?);
         let shutdown = CancellationToken::new();
+        let l = &cfg.limits;
+        let policy = ferrocast_edge::server::ConnPolicy {
+            admission: ferrocast_auth::admission::Admission::new(
+                l.max_connections,
+                l.max_connections_per_ip,
+            ),
+            idle_timeout: l.http_idle_timeout.0,
+            header_timeout: l.http_header_timeout.0,
+            handshake_timeout: Duration::from_secs(10),
+        };
         let ready = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
         let (handler, rtmp_addr, store, edge) = if cfg.role == "edge" {
@@ -144,6 +154,10 @@ impl Server {
                     idle_timeout: cfg.rtmp.idle_timeout.0,
                     read_interval: cfg.rtmp.read_interval.0,
                     workers: cfg.rtmp.workers,
+                    max_publishers: cfg.limits.max_publishers,
+                    max_bitrate: cfg.limits.max_publish_kbps.saturating_mul(1000),
+                    bitrate_window: cfg.limits.bitrate_window.0,
+                    max_connections_per_ip: cfg.limits.rtmp_connections_per_ip,
                 },
                 store.clone(),
                 im.clone(),
@@ -162,12 +176,21 @@ impl Server {
             http,
             service,
             None,
+            policy.clone(),
             shutdown.clone(),
             Duration::from_secs(3),
         ));
         let (https_addr, h3_addr, tls_cert) = if cfg.https.enabled {
-            let (https_addr, h3_addr, cert) =
-                start_https(&cfg, handler, hm, playback_auth, &shutdown, &mut tasks).await?;
+            let (https_addr, h3_addr, cert) = start_https(
+                &cfg,
+                handler,
+                hm,
+                playback_auth,
+                policy,
+                &shutdown,
+                &mut tasks,
+            )
+            .await?;
             (Some(https_addr), h3_addr, Some(cert))
         } else {
             (None, None, None)
@@ -234,6 +257,7 @@ async fn start_https(
     handler: Handler,
     hm: HttpMetrics,
     playback_auth: Option<ferrocast_auth::playback::PlaybackAuth>,
+    policy: ferrocast_edge::server::ConnPolicy,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Result<(SocketAddr, Option<SocketAddr>, std::path::PathBuf)> {
@@ -276,6 +300,7 @@ async fn start_https(
                 tasks.spawn(ferrocast_edge::h3::serve(
                     endpoint,
                     service,
+                    policy.admission.clone(),
                     shutdown.clone(),
                     Duration::from_secs(3),
                 ));
@@ -297,6 +322,7 @@ async fn start_https(
         tcp,
         service,
         Some(acceptor),
+        policy,
         shutdown.clone(),
         Duration::from_secs(3),
     ));

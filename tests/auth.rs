@@ -21,16 +21,6 @@ fn publish_config(extra: &str) -> String {
     )
 }
 
-async fn outcome(rtmp: SocketAddr, name: &str) -> Result<Publisher, String> {
-    match Publisher::connect(rtmp, "live", name)
-        .await
-        .expect("connect")
-    {
-        PublishOutcome::Accepted(p) => Ok(*p),
-        PublishOutcome::Rejected(why) => Err(why),
-    }
-}
-
 fn jwt(claims: serde_json::Value) -> String {
     ferrocast_auth::jwt::sign(&claims, JWT_SECRET.as_bytes(), false).unwrap()
 }
@@ -47,7 +37,7 @@ async fn publishers_need_a_key_or_token() {
         ("cam?key=wrong-key", "wrong_key"),
         ("other?key=cam-key-123", "missing"),
     ] {
-        let why = outcome(rtmp, name).await.expect_err(name);
+        let why = try_publish(rtmp, name).await.expect_err(name);
         assert!(
             why.contains("NetStream.Publish.Unauthorized"),
             "{name}: {why}"
@@ -65,13 +55,15 @@ async fn publishers_need_a_key_or_token() {
         );
     }
     let expired = jwt(serde_json::json!({"stream": "cam", "exp": now - 120}));
-    let why = outcome(rtmp, &format!("cam?token={expired}"))
+    let why = try_publish(rtmp, &format!("cam?token={expired}"))
         .await
         .err()
         .unwrap();
     assert!(why.contains("token expired"), "{why}");
     let other = jwt(serde_json::json!({"stream": "dog", "exp": now + 60}));
-    assert!(outcome(rtmp, &format!("cam?token={other}")).await.is_err());
+    assert!(try_publish(rtmp, &format!("cam?token={other}"))
+        .await
+        .is_err());
     assert_eq!(
         metric(
             s.admin_addr,
@@ -85,7 +77,7 @@ async fn publishers_need_a_key_or_token() {
     assert_eq!(get(s.http_addr, "/live/cam/index.m3u8").await.status, 404);
 
     // the stream key: the stream goes live and plays
-    let mut p = outcome(rtmp, "cam?key=cam-key-123")
+    let mut p = try_publish(rtmp, "cam?key=cam-key-123")
         .await
         .expect("key accepted");
     p.send_flv(SMALL, None).await;
@@ -93,14 +85,14 @@ async fn publishers_need_a_key_or_token() {
     p.close().await;
     // a JWT for the stream, and one for every stream
     let t = jwt(serde_json::json!({"stream": "dog", "exp": now + 60}));
-    let mut p = outcome(rtmp, &format!("dog?token={t}"))
+    let mut p = try_publish(rtmp, &format!("dog?token={t}"))
         .await
         .expect("jwt accepted");
     p.send_flv(SMALL, None).await;
     wait_for_200(s.http_addr, "/live/dog/video.m3u8", Duration::from_secs(10)).await;
     p.close().await;
     let any = jwt(serde_json::json!({"stream": "*", "exp": now + 60}));
-    outcome(rtmp, &format!("fox?token={any}"))
+    try_publish(rtmp, &format!("fox?token={any}"))
         .await
         .expect("wildcard jwt");
     assert_eq!(
@@ -161,7 +153,7 @@ async fn the_webhook_decides_and_fails_closed() {
     ))
     .await;
     let rtmp = s.rtmp_addr.unwrap();
-    let mut p = outcome(rtmp, "ok?key=abc").await.expect("hook allows");
+    let mut p = try_publish(rtmp, "ok?key=abc").await.expect("hook allows");
     let body = asked.recv().await.unwrap();
     assert_eq!(body["action"], "publish");
     assert_eq!(body["protocol"], "rtmp");
@@ -171,7 +163,7 @@ async fn the_webhook_decides_and_fails_closed() {
     assert!(client.ip().is_loopback());
     p.send_flv(SMALL, None).await;
     wait_for_200(s.http_addr, "/live/ok/video.m3u8", Duration::from_secs(10)).await;
-    let why = outcome(rtmp, "nope?key=abc").await.err().unwrap();
+    let why = try_publish(rtmp, "nope?key=abc").await.err().unwrap();
     assert!(why.contains("Unauthorized"), "{why}");
     assert_eq!(asked.recv().await.unwrap()["stream"], "nope");
     p.close().await;
@@ -184,7 +176,7 @@ async fn the_webhook_decides_and_fails_closed() {
     ))
     .await;
     let started = std::time::Instant::now();
-    let why = outcome(s.rtmp_addr.unwrap(), "ok").await.err().unwrap();
+    let why = try_publish(s.rtmp_addr.unwrap(), "ok").await.err().unwrap();
     let waited = started.elapsed();
     assert!(why.contains("authorization unavailable"), "{why}");
     assert!(

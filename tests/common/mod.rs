@@ -554,6 +554,18 @@ pub fn playlist_parts(text: &str) -> (Vec<(u64, u32, String)>, bool) {
     )
 }
 
+/// Connects and asks to publish `name` (which may carry `?key=`): the publisher, or the
+/// server's refusal.
+pub async fn try_publish(rtmp: SocketAddr, name: &str) -> Result<Publisher, String> {
+    match Publisher::connect(rtmp, "live", name)
+        .await
+        .expect("connect")
+    {
+        PublishOutcome::Accepted(p) => Ok(*p),
+        PublishOutcome::Rejected(why) => Err(why),
+    }
+}
+
 /// Publishes `path` on `rtmp://rtmp/live/{stream}` (accepted before this returns), paced at
 /// `pace` × real time, then closes; the task ends when the publisher has sent everything.
 pub async fn spawn_publish(

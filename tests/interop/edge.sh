@@ -7,6 +7,10 @@
 #   - aioquic (Python HTTP/3) fetches playlists, a blocking reload and a part over QUIC, with
 #     the edge's generated certificate as trust anchor; the part is byte-identical to the origin's;
 #   - curl fetches over HTTPS with HTTP/2 and sees Alt-Svc advertising h3.
+# Every node checks auth: the origins want a stream key from publishers (ffmpeg without it is
+# refused), and all three want a signed playback token, which the clients carry only in the
+# path of the multivariant playlist URL (`ferrocast sign`); the playlists' relative URIs take
+# it to every other request.
 # Prints `edge interop: N passed, M failed` last; exits non-zero on any failure.
 # Usage: bash tests/interop/edge.sh   (after `cargo build --release`)
 # Env:   FERROCAST_BIN, FERROCAST_MEDIA, INTEROP_PLAY_SECONDS (default 30), CHROMIUM
@@ -61,6 +65,12 @@ read -r o_rtmp o_http o_admin b_rtmp b_http b_admin e_http e_https e_admin < <(n
   for (let i = 0; i < 9; i++) { const s = net.createServer(); ss.push(s);
     s.listen(0, "127.0.0.1", () => { if (++ok === 9) {
       console.log(ss.map((x) => x.address().port).join(" ")); ss.forEach((x) => x.close()); } }); }')
+playback_secret=edge-interop-playback-secret
+key=edge-interop-key
+auth="[auth.publish]
+keys = { \"*\" = \"$key\" }
+[auth.playback]
+secret = \"$playback_secret\""
 cat >"$work/origin.toml" <<CFG
 role = "origin"
 [rtmp]
@@ -73,6 +83,7 @@ enabled = false
 listen = "127.0.0.1:$o_admin"
 [cluster]
 peers = ["http://127.0.0.1:$b_admin"]
+$auth
 CFG
 cat >"$work/origin-b.toml" <<CFG
 role = "origin"
@@ -86,6 +97,7 @@ enabled = false
 listen = "127.0.0.1:$b_admin"
 [cluster]
 peers = ["http://127.0.0.1:$o_admin"]
+$auth
 CFG
 cat >"$work/edge.toml" <<CFG
 role = "edge"
@@ -101,6 +113,8 @@ origins = [
   { url = "http://127.0.0.1:$o_http", health = "http://127.0.0.1:$o_admin/readyz", name = "a" },
   { url = "http://127.0.0.1:$b_http", health = "http://127.0.0.1:$b_admin/readyz", name = "b" },
 ]
+[auth.playback]
+secret = "$playback_secret"
 CFG
 "$bin" --config "$work/origin.toml" >"$work/origin.log" 2>&1 & pids+=($!)
 pid_a=$!
@@ -113,16 +127,32 @@ for port in $o_admin $b_admin $e_admin; do
     sleep 0.1
   done
 done
+# ---- publish auth: ffmpeg without the key is refused, with it accepted
+if timeout 20 ffmpeg -hide_banner -nostdin -loglevel error -re -i "$sample" -t 2 -c copy -f flv \
+  "rtmp://127.0.0.1:$o_rtmp/live/$stream" >"$work/refused.log" 2>&1; then
+  fail "ffmpeg without a stream key was let in"
+elif grep -q "Unauthorized\|not authorized" "$work/refused.log"; then
+  pass "ffmpeg without a stream key is refused: $(grep -m1 -o 'publish not authorized[^"]*' "$work/refused.log" || head -n1 "$work/refused.log")"
+else
+  fail "ffmpeg without a stream key: $(tail -n 3 "$work/refused.log" | tr '\n' ' ')"
+fi
 ffmpeg -hide_banner -nostdin -loglevel warning -re -stream_loop -1 -i "$sample" -map 0 -c copy -f tee \
-  "[f=flv:onfail=ignore]rtmp://127.0.0.1:$o_rtmp/live/$stream|[f=flv:onfail=ignore]rtmp://127.0.0.1:$b_rtmp/live/$stream" \
+  "[f=flv:onfail=ignore]rtmp://127.0.0.1:$o_rtmp/live/$stream?key=$key|[f=flv:onfail=ignore]rtmp://127.0.0.1:$b_rtmp/live/$stream?key=$key" \
   >"$work/publisher.log" 2>&1 & pids+=($!)
-edge=http://127.0.0.1:$e_http/live/$stream
+token=$("$bin" --config "$work/edge.toml" sign --stream "$stream" --ttl 1h)
+edge=http://127.0.0.1:$e_http/live/$stream/$token
 t0=$SECONDS
 until curl -fsS -o /dev/null --max-time 2 "$edge/video.m3u8" 2>/dev/null; do
   [ $((SECONDS - t0)) -lt 30 ] || abort "stream not playable through the edge within 30 s"
   sleep 0.2
 done
-pass "stream playable through the edge $((SECONDS - t0)) s after publishing started"
+pass "stream playable through the edge $((SECONDS - t0)) s after publishing started (ffmpeg with the stream key)"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$e_http/live/$stream/index.m3u8")
+if [ "$code" = 403 ]; then
+  pass "without the token the edge answers 403"
+else
+  fail "without the token the edge answers $code"
+fi
 # like run.sh, let the stream build a few segments first: a player joining a stream that is
 # only a second old starts wherever the first keyframe is, which says nothing about the edge
 t0=$SECONDS
@@ -149,7 +179,7 @@ hj=$(tail -n1 "$work/hlsjs.json")
 echo "      hls.js: $hj"
 if [ "$rc" -eq 0 ]; then
   fields=$(node -e 'const j = JSON.parse(process.argv[1]); console.log(`${j.frames} frames, ${j.stalls} stalls, latency median ${j.latency.median} s`)' "$hj")
-  pass "hls.js plays $play_secs s through the edge: $fields"
+  pass "hls.js plays $play_secs s through the edge, the token only in the URL it was given: $fields"
 else
   fail "hls.js through the edge (exit $rc)"
 fi
@@ -162,7 +192,7 @@ fi
 
 # ---- HTTPS with HTTP/2, Alt-Svc
 cert=$work/edge-cert.pem
-https=https://localhost:$e_https/live/$stream
+https=https://localhost:$e_https/live/$stream/$token
 hdr=$(curl -sS --http2 --cacert "$cert" -D - -o /dev/null --max-time 5 "$https/index.m3u8" | tr -d '\r')
 if grep -q '^HTTP/2 200' <<<"$hdr" && grep -qi "^alt-svc: h3=\":$e_https\"" <<<"$hdr"; then
   pass "curl: HTTPS over HTTP/2 with the edge's certificate, Alt-Svc advertises h3 on :$e_https"
@@ -185,7 +215,7 @@ fi
 curl -fsS --max-time 10 "$edge/video.m3u8?_HLS_msn=$m&_HLS_part=$((i + 1))" >"$work/next.m3u8"
 uri=$(grep '^#EXT-X-PART:' "$work/next.m3u8" | tail -n1 | sed -n 's/.*URI="\([^"]*\)".*/\1/p')
 if out=$("$venv/bin/python" "$here/h3get.py" --cafile "$cert" "$https/$uri" 2>"$work/h3.err"); then
-  want=$(curl -fsS --max-time 5 "http://127.0.0.1:$b_http/live/$stream/$uri" | sha256sum | cut -d' ' -f1)
+  want=$(curl -fsS --max-time 5 "http://127.0.0.1:$b_http/live/$stream/$token/$uri" | sha256sum | cut -d' ' -f1)
   got=$(sed -n 's/.*"sha256": "\([0-9a-f]*\)".*/\1/p' <<<"$out")
   if [ "$got" = "$want" ]; then
     pass "aioquic HTTP/3: part $uri is byte-identical to the origin's ($(sed -n 's/.*"length": \([0-9]*\).*/\1/p' <<<"$out") bytes)"

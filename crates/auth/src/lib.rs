@@ -11,6 +11,7 @@
 //! Token and signature checks are sans-IO; only the webhook does IO.
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod jwt;
 pub mod metrics;
 pub mod playback;

@@ -38,6 +38,7 @@ pub fn bind(
 pub async fn serve(
     endpoint: quinn::Endpoint,
     service: Arc<Service>,
+    admission: Arc<ferrocast_auth::admission::Admission>,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
@@ -50,10 +51,28 @@ pub async fn serve(
                 None => break,
             },
         };
+        let metrics = service.metrics().clone();
+        let slot = match admission.admit(incoming.remote_address().ip()) {
+            Ok(s) => s,
+            Err(limit) => {
+                metrics.refused.with_label_values(&[limit.label()]).inc();
+                debug!(peer = %incoming.remote_address(), limit = limit.label(), "QUIC connection refused: limit reached");
+                incoming.refuse();
+                continue;
+            }
+        };
         next += 1;
         let span = tracing::debug_span!("h3", conn = next, peer = %incoming.remote_address());
         let service = service.clone();
-        tokio::spawn(connection(incoming, service).instrument(span));
+        tokio::spawn(
+            async move {
+                let _slot = slot;
+                metrics.connections.inc();
+                connection(incoming, service).await;
+                metrics.connections.dec();
+            }
+            .instrument(span),
+        );
     }
     endpoint.close(quinn::VarInt::from_u32(0x100), b"shutting down"); // H3_NO_ERROR
     let _ = tokio::time::timeout(grace, endpoint.wait_idle()).await;

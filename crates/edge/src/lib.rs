@@ -16,6 +16,7 @@
 pub mod body;
 pub mod cache;
 pub mod h3;
+pub mod idle;
 pub mod metrics;
 pub mod origin;
 pub mod reply;

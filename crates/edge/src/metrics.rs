@@ -11,6 +11,12 @@ pub struct HttpMetrics {
     pub blocking_in_flight: IntGauge,
     /// Response body bytes, by route.
     pub bytes: IntCounterVec,
+    /// Open client connections (HTTP/1.1, HTTP/2 and HTTP/3 listeners together).
+    pub connections: IntGauge,
+    /// Connections refused at accept, by limit (`total`, `per_ip`).
+    pub refused: IntCounterVec,
+    /// Connections closed because no bytes moved for the idle timeout.
+    pub idle_closed: prometheus::IntCounter,
 }
 
 impl HttpMetrics {
@@ -20,6 +26,9 @@ impl HttpMetrics {
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.blocking_in_flight.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;
+        registry.register(Box::new(m.connections.clone()))?;
+        registry.register(Box::new(m.refused.clone()))?;
+        registry.register(Box::new(m.idle_closed.clone()))?;
         Ok(m)
     }
 
@@ -45,6 +54,24 @@ impl HttpMetrics {
                     "Response body bytes by route",
                 ),
                 &["route"],
+            )
+            .expect("valid metric"),
+            connections: IntGauge::new(
+                "ferrocast_http_connections",
+                "Open client connections, all HTTP listeners",
+            )
+            .expect("valid metric"),
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "ferrocast_http_connections_refused_total",
+                    "Client connections refused at accept, by limit",
+                ),
+                &["limit"],
+            )
+            .expect("valid metric"),
+            idle_closed: prometheus::IntCounter::new(
+                "ferrocast_http_connections_idle_closed_total",
+                "Client connections closed after the idle timeout",
             )
             .expect("valid metric"),
         }

@@ -1,7 +1,9 @@
 //! The HTTP/1.1 + HTTP/2 listener (hyper 1.x): cleartext (HTTP/2 with prior knowledge,
 //! detected from the connection preface) or TLS (HTTP/2 or HTTP/1.1 by ALPN). One task per connection; the router is shared.
 
+use crate::idle::{Activity, Tracked};
 use crate::service::Service;
+use ferrocast_auth::admission::Admission;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -14,12 +16,39 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn, Instrument};
 
+/// What every client connection of the HTTP listeners is held to.
+#[derive(Debug, Clone)]
+pub struct ConnPolicy {
+    /// Open connections in total and per client address, shared by all HTTP listeners.
+    pub admission: Arc<Admission>,
+    /// A connection on which no bytes move either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// HTTP/1.1 request headers must be complete within this, counted from when the
+    /// connection opens or goes idle after a response (slowloris).
+    pub header_timeout: Duration,
+    /// TLS handshakes must complete within this.
+    pub handshake_timeout: Duration,
+}
+
+impl ConnPolicy {
+    /// No connection limits; generous timeouts (tests, tools).
+    pub fn unlimited() -> ConnPolicy {
+        ConnPolicy {
+            admission: Admission::new(0, 0),
+            idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown`; then stops accepting and gives
 /// open connections `grace` to finish.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
     tls: Option<TlsAcceptor>,
+    policy: ConnPolicy,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
@@ -29,7 +58,7 @@ pub async fn serve(
         .keep_alive(true)
         .max_buf_size(64 * 1024)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+        .header_read_timeout(policy.header_timeout);
     builder
         .http2()
         .max_concurrent_streams(256)
@@ -47,6 +76,16 @@ pub async fn serve(
                     continue;
                 }
             },
+        };
+        let metrics = service.metrics().clone();
+        let slot = match policy.admission.admit(peer.ip()) {
+            Ok(s) => s,
+            Err(limit) => {
+                // closed at once: a refused client costs nothing more
+                metrics.refused.with_label_values(&[limit.label()]).inc();
+                debug!(%peer, limit = limit.label(), "connection refused: limit reached");
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         next += 1;
@@ -71,31 +110,47 @@ pub async fn serve(
         let graceful = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
+        let (idle, handshake) = (policy.idle_timeout, policy.handshake_timeout);
         tokio::spawn(
             async move {
-                let result = match tls {
-                    None => {
-                        let conn = builder.serve_connection(TokioIo::new(tcp), svc);
-                        graceful.watch(conn.into_owned()).await
-                    }
-                    Some(acceptor) => {
-                        let stream = match tokio::time::timeout(
-                            Duration::from_secs(10),
-                            acceptor.accept(tcp),
-                        )
-                        .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => return debug!(error = %e, "TLS handshake failed"),
-                            Err(_) => return debug!("TLS handshake timed out"),
-                        };
-                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                        graceful.watch(conn.into_owned()).await
+                let _slot = slot;
+                metrics.connections.inc();
+                let activity = Activity::new();
+                let io = Tracked::new(tcp, activity.clone());
+                let served = async {
+                    match tls {
+                        None => {
+                            let conn = builder.serve_connection(TokioIo::new(io), svc);
+                            graceful.watch(conn.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            let stream =
+                                match tokio::time::timeout(handshake, acceptor.accept(io)).await {
+                                    Ok(Ok(s)) => s,
+                                    Ok(Err(e)) => {
+                                        debug!(error = %e, "TLS handshake failed");
+                                        return Ok(());
+                                    }
+                                    Err(_) => {
+                                        debug!("TLS handshake timed out");
+                                        return Ok(());
+                                    }
+                                };
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            graceful.watch(conn.into_owned()).await
+                        }
                     }
                 };
-                if let Err(e) = result {
-                    debug!(error = %e, "connection error");
+                tokio::select! {
+                    result = served => if let Err(e) = result {
+                        debug!(error = %e, "connection error");
+                    },
+                    _ = activity.expired(idle) => {
+                        metrics.idle_closed.inc();
+                        debug!("connection idle: closed");
+                    }
                 }
+                metrics.connections.dec();
             }
             .instrument(span),
         );

@@ -12,6 +12,10 @@ use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, Ve
 use std::net::IpAddr;
 use tracing::debug;
 
+/// The longest path and query accepted (414 beyond): ours are short; a token adds a few hundred
+/// bytes at most.
+pub const MAX_URL_LENGTH: usize = 4096;
+
 /// The role's request handler.
 #[derive(Debug, Clone)]
 pub enum Handler {
@@ -75,6 +79,11 @@ impl Service {
         }
     }
 
+    /// The request metrics (listeners count their connections there too).
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.metrics
+    }
+
     /// Requires a playback token for every stream path.
     pub fn with_playback_auth(mut self, auth: Option<PlaybackAuth>) -> Self {
         self.auth = auth;
@@ -126,6 +135,14 @@ impl Service {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> Response<ChunkBody> {
+        if uri.path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URL_LENGTH {
+            let r = crate::reply::error(StatusCode::URI_TOO_LONG, 0, "URI too long");
+            self.metrics
+                .requests
+                .with_label_values(&["other", r.status().as_str(), version_label(version)])
+                .inc();
+            return r;
+        }
         let (path, path_token) = playback::split_path_token(uri.path());
         let path = path.as_ref();
         let query = uri.query().unwrap_or("");

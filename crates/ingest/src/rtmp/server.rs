@@ -5,12 +5,14 @@ use super::session::{RmlSession, RtmpEvent, RtmpSession};
 use crate::metrics::IngestMetrics;
 use crate::relay::{Relay, RelayFeed, RELAY_MARK};
 use crate::to_unit::{FlvToUnits, Output};
+use ferrocast_auth::admission::{Admission, Slot};
 use ferrocast_auth::publish::{rtmp_credential, PublishAuth, PublishRequest};
 use ferrocast_auth::AuthError;
 use ferrocast_packager::store::Store;
 use ferrocast_packager::stream::Stream;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,6 +37,14 @@ pub struct RtmpSettings {
     pub read_interval: Duration,
     /// Worker threads (each a single-threaded runtime) running connections.
     pub workers: usize,
+    /// Publishers at once (0: no limit).
+    pub max_publishers: usize,
+    /// Highest bitrate a publisher may send, bits/s averaged over `bitrate_window` (0: none).
+    pub max_bitrate: u64,
+    /// The window the bitrate is measured over.
+    pub bitrate_window: Duration,
+    /// RTMP connections open at once from one address (0: no limit).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for RtmpSettings {
@@ -47,6 +57,10 @@ impl Default for RtmpSettings {
             idle_timeout: Duration::from_secs(30),
             read_interval: Duration::from_millis(40),
             workers: 1,
+            max_publishers: 0,
+            max_bitrate: 0,
+            bitrate_window: Duration::from_secs(10),
+            max_connections_per_ip: 0,
         }
     }
 }
@@ -59,6 +73,9 @@ pub struct RtmpServer {
     metrics: IngestMetrics,
     relay: Option<Relay>,
     auth: PublishAuth,
+    admission: Arc<Admission>,
+    /// Publishers now (for `max_publishers`).
+    publishing: AtomicUsize,
 }
 
 /// Stream names: 1–128 characters of `[A-Za-z0-9_.-]`, not starting with a dot.
@@ -82,11 +99,13 @@ impl RtmpServer {
         auth: PublishAuth,
     ) -> Arc<Self> {
         Arc::new(Self {
+            admission: Admission::new(0, settings.max_connections_per_ip),
             settings,
             store,
             metrics,
             relay,
             auth,
+            publishing: AtomicUsize::new(0),
         })
     }
 
@@ -131,6 +150,17 @@ impl RtmpServer {
             };
             match accepted {
                 Ok((socket, peer)) => {
+                    let slot = match self.admission.admit(peer.ip()) {
+                        Ok(s) => s,
+                        Err(limit) => {
+                            self.metrics
+                                .rejected
+                                .with_label_values(&["connections_per_ip"])
+                                .inc();
+                            debug!(%peer, limit = limit.label(), "RTMP connection refused: limit reached");
+                            continue;
+                        }
+                    };
                     next_id += 1;
                     let _ = socket.set_nodelay(true);
                     let socket = match socket.into_std() {
@@ -141,7 +171,7 @@ impl RtmpServer {
                         }
                     };
                     let (tx, _) = &workers[(next_id as usize) % workers.len()];
-                    if tx.try_send((socket, peer, next_id)).is_err() {
+                    if tx.try_send((socket, peer, next_id, slot)).is_err() {
                         self.metrics
                             .rejected
                             .with_label_values(&["overloaded"])
@@ -169,7 +199,7 @@ impl RtmpServer {
         shutdown: CancellationToken,
     ) {
         let tracker = tokio_util::task::TaskTracker::new();
-        while let Some((socket, peer, id)) = rx.recv().await {
+        while let Some((socket, peer, id, slot)) = rx.recv().await {
             let socket = match TcpStream::from_std(socket) {
                 Ok(s) => s,
                 Err(e) => {
@@ -178,10 +208,13 @@ impl RtmpServer {
                 }
             };
             let span = tracing::info_span!("rtmp", conn = id, %peer);
+            let conn = self.clone().connection(socket, peer, shutdown.clone());
             tracker.spawn(
-                self.clone()
-                    .connection(socket, peer, shutdown.clone())
-                    .instrument(span),
+                async move {
+                    let _slot = slot;
+                    conn.await
+                }
+                .instrument(span),
             );
         }
         tracker.close();
@@ -284,8 +317,8 @@ impl RtmpServer {
     }
 }
 
-/// A connection accepted and on its way to a worker.
-type Accepted = (std::net::TcpStream, std::net::SocketAddr, u64);
+/// A connection accepted and on its way to a worker, with its place under the limits.
+type Accepted = (std::net::TcpStream, std::net::SocketAddr, u64, Slot);
 
 /// Connections waiting to be taken up by one worker.
 const WORKER_QUEUE: usize = 1024;
@@ -304,6 +337,9 @@ struct Publish {
     frames: [prometheus::IntCounter; 2],
     /// Copies of the messages for the relay targets.
     relay: Option<RelayFeed>,
+    /// Bytes received since `window_start` (bitrate limit; counted only when one is set).
+    window_bytes: u64,
+    window_start: Instant,
 }
 
 /// A publish request waiting for its authorization.
@@ -331,8 +367,27 @@ impl Connection {
     /// Processes received bytes. An `Err` closes the connection (after `out` is flushed).
     fn input(&mut self, data: &[u8]) -> Result<(), String> {
         let s = &self.server;
-        if let Some(p) = &self.publish {
+        if let Some(p) = &mut self.publish {
             p.bytes.inc_by(data.len() as u64);
+            let (max, window) = (s.settings.max_bitrate, s.settings.bitrate_window);
+            if max > 0 {
+                // each window has a budget of max × window bits; spending it early is enough
+                // to be dropped (a burst cannot hide in an average)
+                if p.window_start.elapsed() >= window {
+                    p.window_start = Instant::now();
+                    p.window_bytes = 0;
+                }
+                p.window_bytes += data.len() as u64;
+                let budget = (max as f64 * window.as_secs_f64() / 8.0) as u64;
+                if p.window_bytes > budget {
+                    s.metrics.errors.with_label_values(&["bitrate"]).inc();
+                    warn!(stream = %p.stream.name(), bytes = p.window_bytes, ?window, limit = max, "publisher over the bitrate limit: dropped");
+                    return Err(format!(
+                        "more than {max} bit/s over {window:?} ({} bytes)",
+                        p.window_bytes
+                    ));
+                }
+            }
         }
         let session = &mut self.session;
         let (out, events) = (&mut self.out, &mut self.events);
@@ -495,6 +550,22 @@ impl Connection {
         relayed: bool,
     ) -> Result<(), String> {
         let server = self.server.clone();
+        let max = server.settings.max_publishers;
+        if max > 0 && server.publishing.load(Ordering::Relaxed) >= max {
+            server
+                .metrics
+                .rejected
+                .with_label_values(&["max_publishers"])
+                .inc();
+            warn!(stream = %name, max, "refused: publisher limit reached");
+            let _ = self.session.reject(
+                request_id,
+                "NetStream.Publish.Rejected",
+                "the server has reached its publisher limit",
+                &mut self.out,
+            );
+            return Err("publisher limit reached".into());
+        }
         let stream = server.store.get_or_create(&name);
         let generation = match stream.claim() {
             Ok(g) => g,
@@ -516,6 +587,7 @@ impl Connection {
         };
         info!(stream = %name, "publish started");
         server.metrics.publishers.inc();
+        server.publishing.fetch_add(1, Ordering::Relaxed);
         let bytes = server.metrics.bytes.with_label_values(&[name.as_str()]);
         let frames = ["video", "audio"]
             .map(|t| server.metrics.frames.with_label_values(&[name.as_str(), t]));
@@ -531,6 +603,8 @@ impl Connection {
             bytes,
             frames,
             relay,
+            window_bytes: 0,
+            window_start: Instant::now(),
         });
         self.session
             .accept(request_id, &mut self.out, &mut self.events)
@@ -590,6 +664,7 @@ impl Connection {
         let Some(p) = self.publish.take() else { return };
         let server = self.server.clone();
         server.metrics.publishers.dec();
+        server.publishing.fetch_sub(1, Ordering::Relaxed);
         p.stream.end_publish();
         info!(stream = %p.stream.name(), "publish ended; waiting for a reconnect");
         let stream = p.stream.clone();
