@@ -290,7 +290,7 @@ async fn start_https(
     };
     let h3_addr = if h.http3 {
         let addr = ferrocast_edge::h3::same_port(https_addr, h.listen);
-        match ferrocast_edge::h3::bind(addr, identity.quic_config()?) {
+        match ferrocast_edge::h3::bind(addr, identity.quic_config()?, policy.idle_timeout) {
             Ok(endpoint) => {
                 let bound = endpoint.local_addr()?;
                 let service = Arc::new(

@@ -39,9 +39,9 @@ enum Command {
         /// Bind a signed URL token to this client address.
         #[arg(long)]
         ip: Option<std::net::IpAddr>,
-        /// Make a JWT with a "stream" claim instead.
-        #[arg(long)]
-        jwt: bool,
+        /// Make a JWT instead, for publishing or for playback ("use" claim).
+        #[arg(long, value_parser = ["publish", "play"])]
+        jwt: Option<String>,
     },
 }
 
@@ -115,11 +115,12 @@ fn sign(
     prefix: Option<String>,
     ttl: &str,
     ip: Option<std::net::IpAddr>,
-    jwt: bool,
+    jwt: Option<String>,
 ) -> Result<()> {
-    let ttl = ttl_seconds(ttl)?;
+    // at most ten years: expiries stay well within what tokens may carry
+    let ttl = ttl_seconds(ttl)?.min(10 * 365 * 86_400);
     let exp = ferrocast_auth::unix_now() + ttl;
-    if jwt {
+    if let Some(purpose) = jwt {
         let secret = &cfg.auth.jwt.hs256_secret;
         anyhow::ensure!(
             !secret.is_empty(),
@@ -130,7 +131,7 @@ fn sign(
             "sign --jwt: takes --stream only"
         );
         let stream = stream.context("sign --jwt: --stream is required (\"*\" for all)")?;
-        let mut claims = serde_json::json!({ "stream": stream, "exp": exp });
+        let mut claims = serde_json::json!({ "stream": stream, "use": purpose, "exp": exp });
         if !cfg.auth.jwt.audience.is_empty() {
             claims["aud"] = cfg.auth.jwt.audience.clone().into();
         }
@@ -143,6 +144,7 @@ fn sign(
     let secret = &cfg.auth.playback.secret;
     anyhow::ensure!(!secret.is_empty(), "sign: auth.playback.secret is not set");
     let prefix = match (stream, prefix) {
+        (Some(s), None) if s == "*" => "/live/".to_string(),
         (Some(s), None) => format!("/live/{s}/"),
         (None, Some(p)) => p,
         _ => anyhow::bail!("sign: give --stream or --prefix"),

@@ -21,7 +21,11 @@ fn publish_config(extra: &str) -> String {
     )
 }
 
-fn jwt(claims: serde_json::Value) -> String {
+/// A publishing JWT (`"use": "publish"` unless `claims` says otherwise).
+fn jwt(mut claims: serde_json::Value) -> String {
+    if claims.get("use").is_none() {
+        claims["use"] = "publish".into();
+    }
     ferrocast_auth::jwt::sign(&claims, JWT_SECRET.as_bytes(), false).unwrap()
 }
 
@@ -37,22 +41,16 @@ async fn publishers_need_a_key_or_token() {
         ("cam?key=wrong-key", "wrong_key"),
         ("other?key=cam-key-123", "missing"),
     ] {
+        let labels = ["deny", reason];
+        let count = || metric(s.admin_addr, "ferrocast_auth_decisions_total", &labels);
+        let before = count().await;
         let why = try_publish(rtmp, name).await.expect_err(name);
         assert!(
             why.contains("NetStream.Publish.Unauthorized"),
             "{name}: {why}"
         );
         assert!(!why.contains("cam-key"), "{why}");
-        assert!(
-            metric(
-                s.admin_addr,
-                "ferrocast_auth_decisions_total",
-                &["deny", reason]
-            )
-            .await
-                >= 1.0,
-            "{name}"
-        );
+        assert_eq!(count().await, before + 1.0, "{name}");
     }
     let expired = jwt(serde_json::json!({"stream": "cam", "exp": now - 120}));
     let why = try_publish(rtmp, &format!("cam?token={expired}"))
@@ -64,6 +62,12 @@ async fn publishers_need_a_key_or_token() {
     assert!(try_publish(rtmp, &format!("cam?token={other}"))
         .await
         .is_err());
+    // a viewer's token, even one for every stream, does not publish
+    let play = jwt(serde_json::json!({"stream": "*", "use": "play", "exp": now + 60}));
+    let why = try_publish(rtmp, &format!("cam?token={play}"))
+        .await
+        .unwrap_err();
+    assert!(why.contains("Unauthorized"), "{why}");
     assert_eq!(
         metric(
             s.admin_addr,
@@ -71,7 +75,7 @@ async fn publishers_need_a_key_or_token() {
             &["unauthorized"]
         )
         .await,
-        5.0
+        6.0
     );
     // no stream came to exist from refused attempts
     assert_eq!(get(s.http_addr, "/live/cam/index.m3u8").await.status, 404);

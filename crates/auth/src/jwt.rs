@@ -14,11 +14,34 @@ use ring::{hmac, rand, signature as rsig};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// The claims ferrocast reads. `stream` names the one stream the token grants (`"*"`: all).
+/// The claims ferrocast reads. `stream` names the one stream the token grants (`"*"`: all);
+/// `use` says what for, so a token handed to viewers can never publish.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claims {
     /// The stream this token is for, or `"*"`.
     pub stream: String,
+    /// `"publish"` or `"play"`.
+    #[serde(rename = "use")]
+    pub purpose: String,
+}
+
+/// What a token is presented for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Publishing a stream (`"use": "publish"`).
+    Publish,
+    /// Watching a stream (`"use": "play"`).
+    Play,
+}
+
+impl Purpose {
+    /// The `use` claim's value.
+    pub fn claim(self) -> &'static str {
+        match self {
+            Purpose::Publish => "publish",
+            Purpose::Play => "play",
+        }
+    }
 }
 
 /// How JWTs are verified.
@@ -88,9 +111,9 @@ impl Jwt {
         })
     }
 
-    /// Verifies `token`'s signature, `exp` (required), `nbf` and `aud`, and that it grants
-    /// `stream`.
-    pub fn verify(&self, token: &str, stream: &str) -> Result<(), AuthError> {
+    /// Verifies `token`'s signature, `exp` (required), `nbf`, `aud` (when an audience is
+    /// configured), and that it grants `stream` for `purpose`.
+    pub fn verify(&self, token: &str, stream: &str, purpose: Purpose) -> Result<(), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.as_ref(),
@@ -116,6 +139,9 @@ impl Jwt {
             ErrorKind::InvalidSignature => AuthError::Signature,
             _ => AuthError::Malformed,
         })?;
+        if data.claims.purpose != purpose.claim() {
+            return Err(AuthError::WrongUse);
+        }
         if data.claims.stream == "*" || data.claims.stream == stream {
             Ok(())
         } else {
@@ -263,6 +289,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const P: Purpose = Purpose::Play;
+
     fn now() -> u64 {
         jsonwebtoken::get_current_timestamp()
     }
@@ -282,31 +310,78 @@ mod tests {
     #[test]
     fn hs256_claims() {
         let j = hs("");
-        let t = sign(&json!({"stream": "cam", "exp": now() + 60}), SECRET, false).unwrap();
-        j.verify(&t, "cam").unwrap();
-        assert_eq!(j.verify(&t, "other"), Err(AuthError::WrongStream));
-        let any = sign(&json!({"stream": "*", "exp": now() + 60}), SECRET, false).unwrap();
-        j.verify(&any, "other").unwrap();
-        let old = sign(&json!({"stream": "cam", "exp": now() - 60}), SECRET, false).unwrap();
-        assert_eq!(j.verify(&old, "cam"), Err(AuthError::Expired));
-        let early = sign(
-            &json!({"stream": "cam", "exp": now() + 600, "nbf": now() + 300}),
+        let t = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() + 60}),
             SECRET,
             false,
         )
         .unwrap();
-        assert_eq!(j.verify(&early, "cam"), Err(AuthError::NotYetValid));
-        let no_exp = sign(&json!({"stream": "cam"}), SECRET, false).unwrap();
-        assert_eq!(j.verify(&no_exp, "cam"), Err(AuthError::Malformed));
+        j.verify(&t, "cam", P).unwrap();
+        assert_eq!(j.verify(&t, "other", P), Err(AuthError::WrongStream));
+        let any = sign(
+            &json!({"stream": "*", "use": "play", "exp": now() + 60}),
+            SECRET,
+            false,
+        )
+        .unwrap();
+        j.verify(&any, "other", P).unwrap();
+        let old = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() - 60}),
+            SECRET,
+            false,
+        )
+        .unwrap();
+        assert_eq!(j.verify(&old, "cam", P), Err(AuthError::Expired));
+        let early = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() + 600, "nbf": now() + 300}),
+            SECRET,
+            false,
+        )
+        .unwrap();
+        assert_eq!(j.verify(&early, "cam", P), Err(AuthError::NotYetValid));
+        let no_exp = sign(&json!({"stream": "cam", "use": "play"}), SECRET, false).unwrap();
+        assert_eq!(j.verify(&no_exp, "cam", P), Err(AuthError::Malformed));
         let forged = sign(
-            &json!({"stream": "cam", "exp": now() + 60}),
+            &json!({"stream": "cam", "use": "play", "exp": now() + 60}),
             b"another secret",
             false,
         )
         .unwrap();
-        assert_eq!(j.verify(&forged, "cam"), Err(AuthError::Signature));
-        assert_eq!(j.verify("not.a.jwt", "cam"), Err(AuthError::Malformed));
-        assert_eq!(j.verify("", "cam"), Err(AuthError::Malformed));
+        assert_eq!(j.verify(&forged, "cam", P), Err(AuthError::Signature));
+        assert_eq!(j.verify("not.a.jwt", "cam", P), Err(AuthError::Malformed));
+        assert_eq!(j.verify("", "cam", P), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn a_token_is_good_for_its_use_only() {
+        let j = hs("");
+        let play = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() + 60}),
+            SECRET,
+            false,
+        )
+        .unwrap();
+        j.verify(&play, "cam", Purpose::Play).unwrap();
+        assert_eq!(
+            j.verify(&play, "cam", Purpose::Publish),
+            Err(AuthError::WrongUse)
+        );
+        let publish = sign(
+            &json!({"stream": "cam", "use": "publish", "exp": now() + 60}),
+            SECRET,
+            false,
+        )
+        .unwrap();
+        j.verify(&publish, "cam", Purpose::Publish).unwrap();
+        assert_eq!(
+            j.verify(&publish, "cam", Purpose::Play),
+            Err(AuthError::WrongUse)
+        );
+        let none = sign(&json!({"stream": "cam", "exp": now() + 60}), SECRET, false).unwrap();
+        assert_eq!(
+            j.verify(&none, "cam", Purpose::Publish),
+            Err(AuthError::Malformed)
+        );
     }
 
     #[test]
@@ -314,20 +389,25 @@ mod tests {
         let j = hs("ferrocast");
         let t = |aud: serde_json::Value| {
             sign(
-                &json!({"stream": "cam", "exp": now() + 60, "aud": aud}),
+                &json!({"stream": "cam", "use": "play", "exp": now() + 60, "aud": aud}),
                 SECRET,
                 false,
             )
             .unwrap()
         };
-        j.verify(&t(json!("ferrocast")), "cam").unwrap();
-        j.verify(&t(json!(["x", "ferrocast"])), "cam").unwrap();
+        j.verify(&t(json!("ferrocast")), "cam", P).unwrap();
+        j.verify(&t(json!(["x", "ferrocast"])), "cam", P).unwrap();
         assert_eq!(
-            j.verify(&t(json!("other")), "cam"),
+            j.verify(&t(json!("other")), "cam", P),
             Err(AuthError::Audience)
         );
-        let none = sign(&json!({"stream": "cam", "exp": now() + 60}), SECRET, false).unwrap();
-        assert_eq!(j.verify(&none, "cam"), Err(AuthError::Malformed));
+        let none = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() + 60}),
+            SECRET,
+            false,
+        )
+        .unwrap();
+        assert_eq!(j.verify(&none, "cam", P), Err(AuthError::Malformed));
     }
 
     #[test]
@@ -344,12 +424,17 @@ mod tests {
             r#"{"alg":"HS512","typ":"JWT"}"#,
         ] {
             let t = format!("{}.{claims}.", b64(h));
-            assert!(j.verify(&t, "cam").is_err(), "{h}");
+            assert!(j.verify(&t, "cam", P).is_err(), "{h}");
         }
         // an RS256 token when only HS256 is configured
         let rs = include_bytes!("../tests/keys/rs256-private.pem");
-        let t = sign(&json!({"stream": "cam", "exp": now() + 60}), rs, true).unwrap();
-        assert_eq!(j.verify(&t, "cam"), Err(AuthError::Algorithm));
+        let t = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() + 60}),
+            rs,
+            true,
+        )
+        .unwrap();
+        assert_eq!(j.verify(&t, "cam", P), Err(AuthError::Algorithm));
     }
 
     #[test]
@@ -362,18 +447,41 @@ mod tests {
         })
         .unwrap();
         let rs = include_bytes!("../tests/keys/rs256-private.pem");
-        let t = sign(&json!({"stream": "cam", "exp": now() + 60}), rs, true).unwrap();
-        j.verify(&t, "cam").unwrap();
+        let t = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() + 60}),
+            rs,
+            true,
+        )
+        .unwrap();
+        j.verify(&t, "cam", P).unwrap();
         // the public key used as an HS256 secret (the classic confusion attack) is refused
         let pem = include_bytes!("../tests/keys/rs256-public.pem");
-        let t = sign(&json!({"stream": "cam", "exp": now() + 60}), pem, false).unwrap();
-        assert_eq!(j.verify(&t, "cam"), Err(AuthError::Algorithm));
+        let t = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() + 60}),
+            pem,
+            false,
+        )
+        .unwrap();
+        assert_eq!(j.verify(&t, "cam", P), Err(AuthError::Algorithm));
         // a tampered payload
-        let t = sign(&json!({"stream": "cam", "exp": now() + 60}), rs, true).unwrap();
+        let t = sign(
+            &json!({"stream": "cam", "use": "play", "exp": now() + 60}),
+            rs,
+            true,
+        )
+        .unwrap();
         let mut parts: Vec<&str> = t.split('.').collect();
-        let other = sign(&json!({"stream": "*", "exp": now() + 60}), rs, true).unwrap();
+        let other = sign(
+            &json!({"stream": "*", "use": "play", "exp": now() + 60}),
+            rs,
+            true,
+        )
+        .unwrap();
         let other_claims = other.split('.').nth(1).unwrap().to_string();
         parts[1] = &other_claims;
-        assert_eq!(j.verify(&parts.join("."), "x"), Err(AuthError::Signature));
+        assert_eq!(
+            j.verify(&parts.join("."), "x", P),
+            Err(AuthError::Signature)
+        );
     }
 }

@@ -45,6 +45,9 @@ pub enum AuthError {
     /// The token is for another stream or path.
     #[error("token not valid for this stream")]
     WrongStream,
+    /// The token is for another use (a viewer's token presented to publish, or back).
+    #[error("token not valid for this use")]
+    WrongUse,
     /// The token is bound to another client address.
     #[error("token bound to another address")]
     Address,
@@ -76,6 +79,7 @@ impl AuthError {
             AuthError::NotYetValid => "not_yet_valid",
             AuthError::Audience => "audience",
             AuthError::WrongStream => "wrong_stream",
+            AuthError::WrongUse => "wrong_use",
             AuthError::Address => "address",
             AuthError::Algorithm => "algorithm",
             AuthError::WrongKey => "wrong_key",

@@ -116,7 +116,8 @@ impl PlaybackAuth {
             2 => {
                 let j = self.cfg.jwt.as_ref().ok_or(AuthError::Malformed)?;
                 let stream = stream_of(path).ok_or(AuthError::WrongStream)?;
-                j.verify(token, stream).map(|()| "jwt")
+                j.verify(token, stream, crate::jwt::Purpose::Play)
+                    .map(|()| "jwt")
             }
             _ => Err(AuthError::Malformed),
         }
@@ -189,7 +190,7 @@ mod tests {
         assert_eq!(a.check(p, None, None, now), Err(AuthError::Missing));
         assert_eq!(a.check(p, Some("x"), None, now), Err(AuthError::Malformed));
         let j = crate::jwt::sign(
-            &serde_json::json!({"stream": "cam", "exp": now + 60}),
+            &serde_json::json!({"stream": "cam", "use": "play", "exp": now + 60}),
             secret,
             false,
         )

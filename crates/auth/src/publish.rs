@@ -127,7 +127,11 @@ impl PublishAuth {
         // the most telling refusal so far: a key or token that was wrong says more than none
         let mut refusal = AuthError::Missing;
         if let Some(c) = credential {
-            if let Some(tag) = i.keys.get(req.stream).or_else(|| i.keys.get("*")) {
+            // the stream's own key, and the "*" key, which is good for every stream
+            for tag in [i.keys.get(req.stream), i.keys.get("*")]
+                .into_iter()
+                .flatten()
+            {
                 match hmac::verify(&i.tag_key, c.as_bytes(), tag.as_ref()) {
                     Ok(()) => return Ok("key"),
                     Err(_) => refusal = AuthError::WrongKey,
@@ -135,7 +139,7 @@ impl PublishAuth {
             }
             if let Some(jwt) = &i.jwt {
                 if c.bytes().filter(|&b| b == b'.').count() == 2 {
-                    match jwt.verify(c, req.stream) {
+                    match jwt.verify(c, req.stream, crate::jwt::Purpose::Publish) {
                         Ok(()) => return Ok("jwt"),
                         Err(e) => refusal = e,
                     }
@@ -224,6 +228,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(any.check(req("whatever", Some("all"))).await, Ok("key"));
+        // the "*" key is good for a stream with its own key too
+        let both = PublishAuth::new(
+            PublishAuthConfig {
+                keys: [
+                    ("cam".to_string(), "own".to_string()),
+                    ("*".to_string(), "all".to_string()),
+                ]
+                .into(),
+                ..Default::default()
+            },
+            AuthMetrics::unregistered(),
+        )
+        .unwrap();
+        assert_eq!(both.check(req("cam", Some("own"))).await, Ok("key"));
+        assert_eq!(both.check(req("cam", Some("all"))).await, Ok("key"));
+        assert_eq!(
+            both.check(req("cam", Some("neither"))).await,
+            Err(AuthError::WrongKey)
+        );
     }
 
     #[tokio::test]
@@ -247,7 +270,7 @@ mod tests {
         .unwrap();
         let exp = crate::unix_now() + 60;
         let t = jwt::sign(
-            &serde_json::json!({"stream": "cam", "exp": exp}),
+            &serde_json::json!({"stream": "cam", "use": "publish", "exp": exp}),
             secret,
             false,
         )

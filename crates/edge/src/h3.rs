@@ -22,12 +22,14 @@ const MAX_STREAMS: u32 = 256;
 pub fn bind(
     addr: SocketAddr,
     crypto: quinn::crypto::rustls::QuicServerConfig,
+    idle_timeout: Duration,
 ) -> std::io::Result<quinn::Endpoint> {
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_STREAMS))
         .max_idle_timeout(Some(
-            quinn::IdleTimeout::try_from(Duration::from_secs(30)).expect("30 s is a valid timeout"),
+            quinn::IdleTimeout::try_from(idle_timeout)
+                .unwrap_or_else(|_| quinn::IdleTimeout::from(quinn::VarInt::from_u32(60_000))),
         ));
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(Arc::new(transport));
@@ -51,6 +53,14 @@ pub async fn serve(
                 None => break,
             },
         };
+        // only a validated address is counted against the limits: an unvalidated one may
+        // be spoofed (one Initial packet per place taken), so it gets a Retry first
+        if !incoming.remote_address_validated() {
+            if let Err(e) = incoming.retry() {
+                debug!(error = %e, "QUIC retry failed");
+            }
+            continue;
+        }
         let metrics = service.metrics().clone();
         let slot = match admission.admit(incoming.remote_address().ip()) {
             Ok(s) => s,

@@ -280,7 +280,7 @@ async fn push(relay: Relay, target: RelayTarget, key: String, mut rx: mpsc::Rece
         let attempt = tokio::time::timeout(s.connect_timeout, Client::publish(&target, &key)).await;
         match attempt {
             Ok(Ok(mut client)) => {
-                info!(target = %label, stream = %key, "relay connected");
+                info!(target = %label, stream = %key.split('?').next().unwrap_or_default(), "relay connected");
                 connected.inc();
                 backoff = s.backoff_min;
                 let r = client.forward(&mut rx, &mut headers, &mut has_video).await;
@@ -291,12 +291,16 @@ async fn push(relay: Relay, target: RelayTarget, key: String, mut rx: mpsc::Rece
                         return;
                     }
                     Err(e) => {
-                        warn!(target = %label, stream = %key, error = %e, "relay connection lost")
+                        warn!(target = %label, stream = %key.split('?').next().unwrap_or_default(), error = %e, "relay connection lost")
                     }
                 }
             }
-            Ok(Err(e)) => warn!(target = %label, stream = %key, error = %e, "relay connect failed"),
-            Err(_) => warn!(target = %label, stream = %key, "relay connect timed out"),
+            Ok(Err(e)) => {
+                warn!(target = %label, stream = %key.split('?').next().unwrap_or_default(), error = %e, "relay connect failed")
+            }
+            Err(_) => {
+                warn!(target = %label, stream = %key.split('?').next().unwrap_or_default(), "relay connect timed out")
+            }
         }
         // wait, keeping the queue drained (and the latest sequence headers) meanwhile
         let until = Instant::now() + backoff;

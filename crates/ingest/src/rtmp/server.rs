@@ -551,7 +551,14 @@ impl Connection {
     ) -> Result<(), String> {
         let server = self.server.clone();
         let max = server.settings.max_publishers;
-        if max > 0 && server.publishing.load(Ordering::Relaxed) >= max {
+        // reserve the place atomically: connections on other workers publish concurrently
+        let reserved = server
+            .publishing
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (max == 0 || n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
             server
                 .metrics
                 .rejected
@@ -570,6 +577,7 @@ impl Connection {
         let generation = match stream.claim() {
             Ok(g) => g,
             Err(e) => {
+                server.publishing.fetch_sub(1, Ordering::AcqRel);
                 server
                     .metrics
                     .rejected
@@ -587,7 +595,6 @@ impl Connection {
         };
         info!(stream = %name, "publish started");
         server.metrics.publishers.inc();
-        server.publishing.fetch_add(1, Ordering::Relaxed);
         let bytes = server.metrics.bytes.with_label_values(&[name.as_str()]);
         let frames = ["video", "audio"]
             .map(|t| server.metrics.frames.with_label_values(&[name.as_str(), t]));
@@ -664,7 +671,7 @@ impl Connection {
         let Some(p) = self.publish.take() else { return };
         let server = self.server.clone();
         server.metrics.publishers.dec();
-        server.publishing.fetch_sub(1, Ordering::Relaxed);
+        server.publishing.fetch_sub(1, Ordering::AcqRel);
         p.stream.end_publish();
         info!(stream = %p.stream.name(), "publish ended; waiting for a reconnect");
         let stream = p.stream.clone();
