@@ -72,6 +72,7 @@ impl Server {
             admission: ferrocast_auth::admission::Admission::new(
                 l.max_connections,
                 l.max_connections_per_ip,
+                Some(hm.connections.clone()),
             ),
             idle_timeout: l.http_idle_timeout.0,
             header_timeout: l.http_header_timeout.0,

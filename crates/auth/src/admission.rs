@@ -32,6 +32,8 @@ pub struct Admission {
     max_total: usize,
     max_per_ip: usize,
     open: Mutex<Open>,
+    /// Mirrors the open count for Prometheus, when given.
+    gauge: Option<prometheus::IntGauge>,
 }
 
 #[derive(Debug, Default)]
@@ -56,8 +58,12 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 impl Admission {
-    /// Limits (`0`: no limit of that kind).
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Admission> {
+    /// Limits (`0`: no limit of that kind); `gauge`, when given, shows the open count.
+    pub fn new(
+        max_total: usize,
+        max_per_ip: usize,
+        gauge: Option<prometheus::IntGauge>,
+    ) -> Arc<Admission> {
         Arc::new(Admission {
             max_total: if max_total == 0 {
                 usize::MAX
@@ -70,6 +76,7 @@ impl Admission {
                 max_per_ip
             },
             open: Mutex::new(Open::default()),
+            gauge,
         })
     }
 
@@ -86,6 +93,9 @@ impl Admission {
         }
         *n += 1;
         o.total += 1;
+        if let Some(g) = &self.gauge {
+            g.set(o.total as i64);
+        }
         Ok(Slot {
             admission: self.clone(),
             ip,
@@ -102,6 +112,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut o = self.admission.open.lock();
         o.total -= 1;
+        if let Some(g) = &self.admission.gauge {
+            g.set(o.total as i64);
+        }
         if let Some(n) = o.by_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -117,7 +130,8 @@ mod tests {
 
     #[test]
     fn limits_and_release() {
-        let a = Admission::new(3, 2);
+        let gauge = prometheus::IntGauge::new("open", "open").unwrap();
+        let a = Admission::new(3, 2, Some(gauge.clone()));
         let x: IpAddr = "192.0.2.1".parse().unwrap();
         let y: IpAddr = "192.0.2.2".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
@@ -126,10 +140,12 @@ mod tests {
         assert_eq!(a.admit(x).unwrap_err(), Refused::PerIp);
         let _s3 = a.admit(y).unwrap();
         assert_eq!(a.admit(y).unwrap_err(), Refused::Total);
+        assert_eq!(gauge.get(), 3);
         drop(s1);
         assert_eq!(a.open(), 2);
+        assert_eq!(gauge.get(), 2);
         let _s4 = a.admit(x).unwrap();
-        let unlimited = Admission::new(0, 0);
+        let unlimited = Admission::new(0, 0, None);
         let slots: Vec<_> = (0..1000).map(|_| unlimited.admit(x).unwrap()).collect();
         assert_eq!(unlimited.open(), 1000);
         drop(slots);

@@ -77,9 +77,7 @@ pub async fn serve(
         tokio::spawn(
             async move {
                 let _slot = slot;
-                metrics.connections.inc();
                 connection(incoming, service).await;
-                metrics.connections.dec();
             }
             .instrument(span),
         );

@@ -11,7 +11,8 @@ pub struct HttpMetrics {
     pub blocking_in_flight: IntGauge,
     /// Response body bytes, by route.
     pub bytes: IntCounterVec,
-    /// Open client connections (HTTP/1.1, HTTP/2 and HTTP/3 listeners together).
+    /// Open client connections (HTTP/1.1, HTTP/2 and HTTP/3 listeners together), kept by
+    /// their shared admission.
     pub connections: IntGauge,
     /// Connections refused at accept, by limit (`total`, `per_ip`).
     pub refused: IntCounterVec,

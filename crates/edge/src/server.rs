@@ -30,18 +30,6 @@ pub struct ConnPolicy {
     pub handshake_timeout: Duration,
 }
 
-impl ConnPolicy {
-    /// No connection limits; generous timeouts (tests, tools).
-    pub fn unlimited() -> ConnPolicy {
-        ConnPolicy {
-            admission: Admission::new(0, 0),
-            idle_timeout: Duration::from_secs(60),
-            header_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Serves HTTP/1.1 and HTTP/2 on `listener` until `shutdown`; then stops accepting and gives
 /// open connections `grace` to finish.
 pub async fn serve(
@@ -114,7 +102,6 @@ pub async fn serve(
         tokio::spawn(
             async move {
                 let _slot = slot;
-                metrics.connections.inc();
                 let activity = Activity::new();
                 let io = Tracked::new(tcp, activity.clone());
                 let served = async {
@@ -150,7 +137,6 @@ pub async fn serve(
                         debug!("connection idle: closed");
                     }
                 }
-                metrics.connections.dec();
             }
             .instrument(span),
         );

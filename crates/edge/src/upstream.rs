@@ -111,6 +111,9 @@ pub struct Upstream {
     origins: Vec<OriginState>,
     client: Client<HttpConnector, Empty<Bytes>>,
     metrics: EdgeMetrics,
+    /// The edge's own `Authorization` for its origins and when it was signed (Unix seconds):
+    /// signed again once half its lifetime has passed, not per request.
+    token: parking_lot::Mutex<Option<(u64, http::HeaderValue)>>,
 }
 
 impl Upstream {
@@ -144,6 +147,7 @@ impl Upstream {
             origins,
             client,
             metrics,
+            token: parking_lot::Mutex::new(None),
         })
     }
 
@@ -262,6 +266,24 @@ impl Upstream {
         }
     }
 
+    /// The `Authorization` of requests to origins that check playback tokens.
+    fn authorization(&self) -> Option<http::HeaderValue> {
+        let auth = self.cfg.auth.as_ref()?;
+        let now = ferrocast_auth::unix_now();
+        let mut t = self.token.lock();
+        if let Some((signed, v)) = &*t {
+            if now < signed + UPSTREAM_TOKEN_TTL / 2 {
+                return Some(v.clone());
+            }
+        }
+        let token = auth.upstream_token(now, UPSTREAM_TOKEN_TTL)?;
+        let v = http::HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+        // sent as a never-indexed literal: it is a credential
+        let v = crate::reply::volatile(v);
+        *t = Some((now, v.clone()));
+        Some(v)
+    }
+
     fn count(&self, origin: &str, status: &str) {
         self.metrics
             .upstream_requests
@@ -274,16 +296,8 @@ impl Upstream {
             .header(http::header::ACCEPT_ENCODING, "gzip")
             .body(Empty::new())
             .map_err(|e| e.to_string())?;
-        if let Some(t) = self
-            .cfg
-            .auth
-            .as_ref()
-            .and_then(|a| a.upstream_token(ferrocast_auth::unix_now(), UPSTREAM_TOKEN_TTL))
-        {
-            if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {t}")) {
-                req.headers_mut()
-                    .insert(http::header::AUTHORIZATION, crate::reply::volatile(v));
-            }
+        if let Some(v) = self.authorization() {
+            req.headers_mut().insert(http::header::AUTHORIZATION, v);
         }
         let resp = self.client.request(req).await.map_err(|e| {
             // the connect error's source says what actually failed

@@ -99,7 +99,7 @@ impl RtmpServer {
         auth: PublishAuth,
     ) -> Arc<Self> {
         Arc::new(Self {
-            admission: Admission::new(0, settings.max_connections_per_ip),
+            admission: Admission::new(0, settings.max_connections_per_ip, None),
             settings,
             store,
             metrics,
@@ -511,12 +511,6 @@ impl Connection {
         decision: Result<&'static str, AuthError>,
     ) -> Result<(), String> {
         let server = self.server.clone();
-        let PendingPublish {
-            request_id,
-            name,
-            credential,
-            relayed,
-        } = p;
         if let Err(e) = decision {
             server
                 .metrics
@@ -530,25 +524,25 @@ impl Connection {
                 _ => String::new(),
             };
             let _ = self.session.reject(
-                request_id,
+                p.request_id,
                 "NetStream.Publish.Unauthorized",
                 &format!("publish not authorized{why}"),
                 &mut self.out,
             );
             return Err(format!("publish not authorized: {e}"));
         }
-        self.begin(request_id, name, credential, relayed)?;
+        self.begin(p)?;
         self.run_queue()
     }
 
     /// Claims the stream and accepts the publish request.
-    fn begin(
-        &mut self,
-        request_id: u32,
-        name: String,
-        credential: Option<String>,
-        relayed: bool,
-    ) -> Result<(), String> {
+    fn begin(&mut self, p: PendingPublish) -> Result<(), String> {
+        let PendingPublish {
+            request_id,
+            name,
+            credential,
+            relayed,
+        } = p;
         let server = self.server.clone();
         let max = server.settings.max_publishers;
         // reserve the place atomically: connections on other workers publish concurrently
