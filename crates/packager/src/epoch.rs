@@ -1,4 +1,5 @@
-//! The PROGRAM-DATE-TIME epoch of a publish session, and how origins fed the same input agree
+//! The PROGRAM-DATE-TIME epoch of a stream (proposed by its first publish session, kept through
+//! reconnects), and how origins fed the same input agree
 //! on it.
 //!
 //! A segment's PDT is `epoch + its first decode time` (in ms on the publisher's timeline), so
@@ -71,6 +72,11 @@ impl Epoch {
         let first = self.proposal.is_none();
         self.proposal.get_or_insert(epoch_ms);
         first
+    }
+
+    /// Nothing proposed yet (the next unit's arrival proposes).
+    pub fn unproposed(&self) -> bool {
+        self.proposal.is_none()
     }
 
     /// Our proposal, while it is not committed.

@@ -384,28 +384,16 @@ impl Segmenter {
     /// A new publish session of the same stream (a reconnect, or new sequence headers): its
     /// first keyframe continues the timeline after a discontinuity (rule 6). `audio_rate` is
     /// the new session's audio sample rate. Returns false when nothing was published yet: the
-    /// session then starts the stream afresh, and no [`Event::Discontinuity`] will come.
+    /// caller then starts the stream afresh with a new segmenter (this one is left as it was),
+    /// and no [`Event::Discontinuity`] will come.
     pub fn resume(&mut self, audio_rate: Option<u32>, out: &mut Vec<Event>) -> bool {
         let lead = self.lead;
-        let published = match &mut self.run {
-            Some(run) => run.enter_gap(lead, out),
-            None => false,
-        };
-        if !published {
-            // start over: probe the new session (nothing of the old one is listed)
-            self.probe = Some(Vec::new());
-            self.run = None;
-            if let Some(rate) = audio_rate {
-                self.follower_ts = self.follower_ts.map(|_| rate);
-                if self.lead == TrackKind::Audio {
-                    self.lead_ts = rate;
-                }
-            }
-            return false;
-        }
         let Some(run) = &mut self.run else {
             return false;
         };
+        if !run.enter_gap(lead, out) {
+            return false;
+        }
         run.spacing_check = Some(gap::Spacing::new());
         if let (Some(rate), Some(f)) = (audio_rate, &mut run.follower) {
             if self.follower_ts != Some(rate) {

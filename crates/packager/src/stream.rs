@@ -413,27 +413,32 @@ impl Stream {
             .iter()
             .find(|r| r.kind == TrackKind::Audio)
             .map(|r| r.timescale);
-        match &g.segmenter {
+        let (continued, restart) = match &g.segmenter {
             Some(_) if resume => {
                 let mut continued = true;
                 self.with_segmenter(g, |s, ev| continued = s.resume(audio_rate, ev));
-                if !continued {
-                    // nothing was published: the new session starts the stream afresh
-                    g.init_gen = gen;
-                    g.pending_init_gen = None;
-                    g.timing = None;
-                }
+                (continued, !continued)
             }
-            _ => {
-                let mut cfg = g.settings.segmenter;
-                if let Some(t) = g.timing {
-                    cfg.fixed_target_duration = Some(t.target_duration);
-                }
-                cfg.min_msn = g.next_msn;
-                cfg.align_start = !resume;
-                let has_video = g.renditions.iter().any(|r| r.kind == TrackKind::Video);
-                g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
+            _ => (false, false),
+        };
+        if restart {
+            // nothing was published: the new session starts the stream afresh, as a first
+            // session would (its own init, timing and PDT epoch)
+            g.init_gen = gen;
+            g.pending_init_gen = None;
+            g.timing = None;
+            g.epoch = Epoch::default();
+            g.lead_arrival = None;
+        }
+        if !continued {
+            let mut cfg = g.settings.segmenter;
+            if let Some(t) = g.timing {
+                cfg.fixed_target_duration = Some(t.target_duration);
             }
+            cfg.min_msn = g.next_msn;
+            cfg.align_start = !resume || restart;
+            let has_video = g.renditions.iter().any(|r| r.kind == TrackKind::Video);
+            g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
         }
         g.input_gone = false;
         g.ended = false;
@@ -453,7 +458,7 @@ impl Stream {
         else {
             return;
         };
-        if g.epoch.propose(wall_ms - rescale(unit.dts, ts, 1000)) {
+        if g.epoch.unproposed() && g.epoch.propose(wall_ms - rescale(unit.dts, ts, 1000)) {
             if g.settings.agree_epoch {
                 self.epoch_proposed.send_modify(|n| *n += 1);
             } else {
@@ -584,11 +589,14 @@ impl Stream {
         self.inner.lock().epoch.pending()
     }
 
-    /// Answers a peer origin asking about this stream's epoch (see [`crate::epoch`]). A stream
-    /// without a live publisher answers `Unknown`: its epoch belongs to a past session.
+    /// Answers a peer origin asking about this stream's epoch (see [`crate::epoch`]). The
+    /// epoch lasts the stream's life, through reconnects; an ended stream, and one between
+    /// sessions that has published nothing yet (the next session proposes afresh), answer
+    /// `Unknown`.
     pub fn epoch_answer(&self, peer_proposal: Option<i64>) -> EpochAnswer {
         let mut g = self.inner.lock();
-        if !g.publishing || g.ended {
+        let published = g.renditions.iter().any(|r| r.last_part.is_some());
+        if g.ended || (!g.publishing && !published) {
             return EpochAnswer::Unknown;
         }
         g.epoch.answer(peer_proposal)

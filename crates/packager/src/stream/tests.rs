@@ -281,17 +281,22 @@ fn a_reconnect_before_anything_was_published_uses_its_own_init_segment() {
     let stream = new_stream();
     stream.claim().unwrap();
     stream.begin_publish(tracks.clone()).unwrap();
-    // the first session leaves after one frame: nothing is listed
+    // the first session leaves after one frame (at wall time 0): nothing is listed
     let first = units.iter().find(|u| u.track == TrackKind::Video).unwrap();
     stream.push(first.clone(), Instant::now(), 0);
     stream.end_publish();
     assert!(stream.rendition(TrackKind::Video).borrow().is_none());
     stream.claim().unwrap();
     stream.begin_publish(tracks).unwrap();
+    // the second session arrives later by the wall clock: its PDT epoch is its own
     for u in units {
-        stream.push(u, Instant::now(), 0);
+        stream.push(u, Instant::now(), 1_795_420_800_000_000);
     }
     let text = video_text(&stream);
+    assert!(
+        text.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-23T08:00:0"),
+        "{text}"
+    );
     assert!(
         text.contains("#EXT-X-MAP:URI=\"video_init1.mp4\""),
         "{text}"
