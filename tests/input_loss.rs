@@ -269,13 +269,12 @@ async fn publisher_stall_becomes_gap_parts_on_time_then_a_discontinuity() {
             "{uri}"
         );
     }
-    let metrics = get(server.admin_addr, "/metrics").await.text();
-    let gap_metric: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("ferrocast_gap_parts_total{rendition=\"video\"} "))
-        .expect("gap metric")
-        .parse()
-        .unwrap();
+    let gap_metric = metric(
+        server.admin_addr,
+        "ferrocast_gap_parts_total",
+        &["rendition=\"video\""],
+    )
+    .await;
     assert!(gap_metric >= stall_gaps as f64);
     server.shutdown().await;
 }

@@ -457,13 +457,15 @@ else
   wait "$staller" || true
   kill -CONT "$pub_pid" 2>/dev/null || true
   gaps=$(grep -c 'GAP=YES' "$work/stalled.m3u8" 2>/dev/null || true)
-  if [ "${gaps:-0}" -ge 5 ]; then
+  # 2 s of GAP after the 1 s stall_timeout at ~0.2 s parts: ~10 (14–15 measured); a GAP clock
+  # running at half speed would list about 5
+  if [ "${gaps:-0}" -ge 8 ]; then
     pass "publisher stalled 3 s: ${gaps} GAP parts listed on time (stall_timeout 1 s)"
   else
     fail "publisher stalled 3 s: ${gaps:-0} GAP parts in the playlist at the end of the stall"
   fi
   if [ -s "$work/resumed" ]; then
-    pass "publisher back: EXT-X-DISCONTINUITY before its media"
+    pass "publisher back: EXT-X-DISCONTINUITY listed after its return"
   else
     fail "no EXT-X-DISCONTINUITY within 15 s of the publisher's return"
   fi

@@ -441,7 +441,6 @@ impl Stream {
             g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
         }
         g.input_gone = false;
-        g.ended = false;
         Ok(())
     }
 
@@ -692,14 +691,6 @@ impl Stream {
         let Some(r) = g.renditions.iter_mut().find(|r| r.kind == p.track) else {
             return;
         };
-        // the newest init of this rendition in use (a track a resumed session lacks keeps its
-        // last one)
-        let gen = r
-            .inits
-            .iter()
-            .rev()
-            .find(|(g, _)| *g <= current)
-            .map_or(current, |(g, _)| *g);
         let with_cts = r.kind == TrackKind::Video;
         let samples = p.fragment_samples();
         let gap = p.is_gap();
@@ -724,6 +715,14 @@ impl Stream {
         });
         r.last_part = Some((p.msn, p.index));
         if r.open.as_ref().is_none_or(|o| o.msn != p.msn) {
+            // the newest init of this rendition in use (a track a resumed session lacks keeps
+            // its last one); looked up per segment, not per part
+            let gen = r
+                .inits
+                .iter()
+                .rev()
+                .find(|(g, _)| *g <= current)
+                .map_or(current, |(g, _)| *g);
             let start90 = rescale(p.start, r.timescale, VIDEO_TIMESCALE);
             r.open = Some(OpenSegment {
                 msn: p.msn,
