@@ -128,6 +128,10 @@ pub struct LimitsConfig {
     pub bitrate_window: HumanDuration,
     /// RTMP connections per client address (0: no limit).
     pub rtmp_connections_per_ip: usize,
+    /// Largest RTMP chunk size a publisher may set, bytes.
+    pub rtmp_max_chunk_size: u32,
+    /// Largest RTMP message a publisher may send, bytes.
+    pub rtmp_max_message_size: u32,
     /// HTTP client connections, all listeners (0: no limit).
     pub max_connections: usize,
     /// HTTP client connections per client address (0: no limit).
@@ -437,6 +441,13 @@ impl Config {
         let h = l.http_header_timeout.0;
         if h < Duration::from_secs(1) || h > Duration::from_secs(300) {
             bail!("limits.http_header_timeout: must be between 1s and 5m");
+        }
+        if !(128..=0x7FFF_FFFF).contains(&l.rtmp_max_chunk_size) {
+            bail!("limits.rtmp_max_chunk_size: must be between 128 and 2147483647");
+        }
+        // the message length field has 24 bits
+        if !(64 * 1024..=0xFF_FFFF).contains(&l.rtmp_max_message_size) {
+            bail!("limits.rtmp_max_message_size: must be between 65536 and 16777215");
         }
         Ok(())
     }

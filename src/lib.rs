@@ -159,6 +159,10 @@ impl Server {
                     max_bitrate: cfg.limits.max_publish_kbps.saturating_mul(1000),
                     bitrate_window: cfg.limits.bitrate_window.0,
                     max_connections_per_ip: cfg.limits.rtmp_connections_per_ip,
+                    chunk_limits: ferrocast_ingest::rtmp::guard::ChunkLimits {
+                        max_chunk_size: cfg.limits.rtmp_max_chunk_size,
+                        max_message_size: cfg.limits.rtmp_max_message_size,
+                    },
                 },
                 store.clone(),
                 im.clone(),

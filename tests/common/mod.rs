@@ -30,8 +30,13 @@ pub async fn start_server(extra: &str) -> Server {
 }
 
 pub async fn start_server_with_grace(grace: &str, extra: &str) -> Server {
+    start_server_with_rtmp(&format!("reconnect_grace = \"{grace}\"\n"), extra).await
+}
+
+/// A server whose `[rtmp]` table has `rtmp` added (`extra` may not have its own `[rtmp]`).
+pub async fn start_server_with_rtmp(rtmp: &str, extra: &str) -> Server {
     let text = format!(
-        "[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"{grace}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n{extra}"
+        "[rtmp]\nlisten = \"127.0.0.1:0\"\n{rtmp}[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n{extra}"
     );
     Server::start(Config::parse(&text).expect("test config"))
         .await

@@ -7,6 +7,8 @@ use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 pub struct IngestMetrics {
     /// Publishers currently connected and publishing.
     pub publishers: IntGauge,
+    /// RTMP connections open (publishing or not yet).
+    pub connections: IntGauge,
     /// Bytes received from publishers, by stream.
     pub bytes: IntCounterVec,
     /// Media frames received, by stream and track.
@@ -28,6 +30,7 @@ impl IngestMetrics {
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
         let m = Self::unregistered();
         registry.register(Box::new(m.publishers.clone()))?;
+        registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;
         registry.register(Box::new(m.frames.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;
@@ -47,6 +50,11 @@ impl IngestMetrics {
             publishers: IntGauge::new(
                 "ferrocast_ingest_publishers",
                 "RTMP publishers currently publishing",
+            )
+            .expect("valid metric"),
+            connections: IntGauge::new(
+                "ferrocast_ingest_connections",
+                "RTMP connections open, publishing or not",
             )
             .expect("valid metric"),
             bytes: vec(

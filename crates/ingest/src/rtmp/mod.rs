@@ -1,4 +1,5 @@
 //! RTMP: the protocol session (sans-IO) and the TCP server around it.
 
+pub mod guard;
 pub mod server;
 pub mod session;

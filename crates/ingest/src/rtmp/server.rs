@@ -1,7 +1,8 @@
 //! The RTMP server: one task per connection that shuttles bytes between the socket and the
 //! [`RtmpSession`], and media into the packager's store.
 
-use super::session::{RmlSession, RtmpEvent, RtmpSession};
+use super::guard::ChunkLimits;
+use super::session::{RmlSession, RtmpError, RtmpEvent, RtmpSession};
 use crate::metrics::IngestMetrics;
 use crate::relay::{Relay, RelayFeed, RELAY_MARK};
 use crate::to_unit::{FlvToUnits, Output};
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
@@ -45,6 +46,8 @@ pub struct RtmpSettings {
     pub bitrate_window: Duration,
     /// RTMP connections open at once from one address (0: no limit).
     pub max_connections_per_ip: usize,
+    /// Largest chunk size and message a publisher may send.
+    pub chunk_limits: ChunkLimits,
 }
 
 impl Default for RtmpSettings {
@@ -61,6 +64,7 @@ impl Default for RtmpSettings {
             max_bitrate: 0,
             bitrate_window: Duration::from_secs(10),
             max_connections_per_ip: 0,
+            chunk_limits: ChunkLimits::default(),
         }
     }
 }
@@ -99,7 +103,11 @@ impl RtmpServer {
         auth: PublishAuth,
     ) -> Arc<Self> {
         Arc::new(Self {
-            admission: Admission::new(0, settings.max_connections_per_ip, None),
+            admission: Admission::new(
+                0,
+                settings.max_connections_per_ip,
+                Some(metrics.connections.clone()),
+            ),
             settings,
             store,
             metrics,
@@ -229,15 +237,17 @@ impl RtmpServer {
     ) {
         let mut conn = Connection {
             server: self.clone(),
-            session: Box::new(RmlSession::new()),
-            out: Vec::with_capacity(8192),
+            session: Box::new(RmlSession::new(self.settings.chunk_limits)),
+            out: Vec::new(),
             events: Vec::new(),
             queue: VecDeque::new(),
             outputs: Vec::new(),
             publish: None,
             pending: None,
         };
-        let mut buf = vec![0u8; 64 * 1024];
+        // no buffer until the first byte, a small one until the connection publishes: idle
+        // and handshaking connections (thousands, if someone opens them) hold little
+        let mut buf = Vec::new();
         let started = tokio::time::Instant::now();
         // One timer and one cancellation waiter for the connection's life, not one per read:
         // the deadline is checked when the timer fires and re-armed from the last read.
@@ -255,9 +265,14 @@ impl RtmpServer {
         tokio::pin!(cancelled);
         let result: Result<(), String> = async {
             loop {
+                let size = if conn.publish.is_some() {
+                    PUBLISH_READ
+                } else {
+                    HANDSHAKE_READ
+                };
                 let n = tokio::select! {
                     biased;
-                    r = socket.read(&mut buf) => match r {
+                    r = read_into(&socket, &mut buf, size) => match r {
                         Err(e) => return Err(e.to_string()),
                         Ok(0) => return Ok(()),
                         Ok(n) => n,
@@ -317,15 +332,34 @@ impl RtmpServer {
     }
 }
 
+/// Reads into `buf`, sizing it to `size` only once the socket has bytes to read.
+async fn read_into(socket: &TcpStream, buf: &mut Vec<u8>, size: usize) -> std::io::Result<usize> {
+    loop {
+        socket.readable().await?;
+        if buf.len() < size {
+            buf.resize(size, 0);
+        }
+        match socket.try_read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
 /// A connection accepted and on its way to a worker, with its place under the limits.
 type Accepted = (std::net::TcpStream, std::net::SocketAddr, u64, Slot);
 
 /// Connections waiting to be taken up by one worker.
 const WORKER_QUEUE: usize = 1024;
 
+/// Read buffer of a connection before it publishes (handshake, commands).
+const HANDSHAKE_READ: usize = 4 * 1024;
+/// Read buffer of a publishing connection.
+const PUBLISH_READ: usize = 64 * 1024;
+
 /// A read this large (half the read buffer) is followed by another at once: the publisher is
 /// sending faster than the pause would let through.
-const PACED_READ_MAX: usize = 32 * 1024;
+const PACED_READ_MAX: usize = PUBLISH_READ / 2;
 
 struct Publish {
     stream: Arc<Stream>,
@@ -399,7 +433,11 @@ impl Connection {
         match r {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                s.metrics.errors.with_label_values(&["protocol"]).inc();
+                let kind = match e {
+                    RtmpError::Refused(_) => "refused",
+                    _ => "protocol",
+                };
+                s.metrics.errors.with_label_values(&[kind]).inc();
                 return Err(e.to_string());
             }
             Err(_) => {

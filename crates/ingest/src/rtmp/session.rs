@@ -2,6 +2,7 @@
 //! behind our own trait, so the implementation (today `rml_rtmp`) can be replaced without
 //! touching the server. Sans-IO: bytes in, bytes out + events.
 
+use super::guard::{ChunkGuard, ChunkLimits, GuardError};
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
@@ -59,6 +60,9 @@ pub enum RtmpError {
     /// The chunk stream or a command could not be processed.
     #[error("session: {0}")]
     Session(String),
+    /// The chunk stream broke a limit or would be misread (see [`ChunkGuard`]).
+    #[error("refused: {0}")]
+    Refused(#[from] GuardError),
 }
 
 /// A server-side RTMP session.
@@ -88,26 +92,78 @@ pub trait RtmpSession: Send {
 }
 
 enum State {
+    /// Nothing received yet (no handshake state held).
+    Idle,
     Handshake(Box<Handshake>),
     Session(Box<ServerSession>),
 }
 
-/// [`RtmpSession`] implemented with `rml_rtmp` (handshake, chunking, AMF0 command flow).
+/// [`RtmpSession`] implemented with `rml_rtmp` (handshake, chunking, AMF0 command flow),
+/// behind a [`ChunkGuard`] that refuses what `rml_rtmp` would mishandle.
 pub struct RmlSession {
     state: State,
+    guard: ChunkGuard,
 }
 
 impl Default for RmlSession {
     fn default() -> Self {
-        Self::new()
+        Self::new(ChunkLimits::default())
     }
 }
 
 impl RmlSession {
-    /// A session waiting for C0/C1.
-    pub fn new() -> Self {
+    /// A session waiting for C0/C1, refusing chunk streams beyond `limits`.
+    pub fn new(limits: ChunkLimits) -> Self {
         Self {
-            state: State::Handshake(Box::new(Handshake::new(PeerType::Server))),
+            state: State::Idle,
+            guard: ChunkGuard::new(limits),
+        }
+    }
+
+    fn process(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        events: &mut Vec<RtmpEvent>,
+    ) -> Result<(), RtmpError> {
+        if matches!(self.state, State::Idle) {
+            self.state = State::Handshake(Box::new(Handshake::new(PeerType::Server)));
+        }
+        match &mut self.state {
+            State::Idle => Ok(()),
+            State::Handshake(h) => {
+                match h
+                    .process_bytes(data)
+                    .map_err(|e| RtmpError::Handshake(format!("{e:?}")))?
+                {
+                    HandshakeProcessResult::InProgress { response_bytes } => {
+                        out.extend_from_slice(&response_bytes);
+                        Ok(())
+                    }
+                    HandshakeProcessResult::Completed {
+                        response_bytes,
+                        remaining_bytes,
+                    } => {
+                        out.extend_from_slice(&response_bytes);
+                        let (session, initial) = ServerSession::new(ServerSessionConfig::new())
+                            .map_err(|e| RtmpError::Session(format!("{e:?}")))?;
+                        self.state = State::Session(Box::new(session));
+                        Self::results(initial, out, events);
+                        if remaining_bytes.is_empty() {
+                            Ok(())
+                        } else {
+                            self.process(&remaining_bytes, out, events)
+                        }
+                    }
+                }
+            }
+            State::Session(s) => {
+                let r = s
+                    .handle_input(data)
+                    .map_err(|e| RtmpError::Session(format!("{e:?}")))?;
+                Self::results(r, out, events);
+                Ok(())
+            }
         }
     }
 
@@ -166,41 +222,9 @@ impl RtmpSession for RmlSession {
         out: &mut Vec<u8>,
         events: &mut Vec<RtmpEvent>,
     ) -> Result<(), RtmpError> {
-        match &mut self.state {
-            State::Handshake(h) => {
-                match h
-                    .process_bytes(data)
-                    .map_err(|e| RtmpError::Handshake(format!("{e:?}")))?
-                {
-                    HandshakeProcessResult::InProgress { response_bytes } => {
-                        out.extend_from_slice(&response_bytes);
-                        Ok(())
-                    }
-                    HandshakeProcessResult::Completed {
-                        response_bytes,
-                        remaining_bytes,
-                    } => {
-                        out.extend_from_slice(&response_bytes);
-                        let (session, initial) = ServerSession::new(ServerSessionConfig::new())
-                            .map_err(|e| RtmpError::Session(format!("{e:?}")))?;
-                        self.state = State::Session(Box::new(session));
-                        Self::results(initial, out, events);
-                        if remaining_bytes.is_empty() {
-                            Ok(())
-                        } else {
-                            self.handle_input(&remaining_bytes, out, events)
-                        }
-                    }
-                }
-            }
-            State::Session(s) => {
-                let r = s
-                    .handle_input(data)
-                    .map_err(|e| RtmpError::Session(format!("{e:?}")))?;
-                Self::results(r, out, events);
-                Ok(())
-            }
-        }
+        // the guard sees every byte first; what it refuses never reaches rml_rtmp
+        self.guard.check(data)?;
+        self.process(data, out, events)
     }
 
     fn accept(
