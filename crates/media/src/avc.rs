@@ -232,7 +232,15 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), MediaErro
     let mut next = 8i32;
     for _ in 0..size {
         if next != 0 {
+            // delta_scale is -128..=127 (H.264 §7.4.2.1.1.1); more would overflow the sum
             let delta = r.se()?;
+            if !(-128..=127).contains(&delta) {
+                return Err(MediaError::Invalid {
+                    what: "H.264 SPS",
+                    field: "delta_scale",
+                    value: u64::from(delta.unsigned_abs()),
+                });
+            }
             next = (last + delta + 256).rem_euclid(256);
         }
         if next != 0 {
