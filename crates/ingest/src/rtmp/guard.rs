@@ -343,8 +343,13 @@ impl ChunkGuard {
         *data = rest;
         self.payload_left -= n as u32;
         if let Some(p) = self.partial {
-            if p.type_id == 1 || is_amf(p.type_id) {
+            if is_amf(p.type_id) {
                 self.collected.extend_from_slice(bytes);
+            } else if p.type_id == 1 {
+                // only the first 4 bytes of a Set Chunk Size are read
+                let room = 4usize.saturating_sub(self.collected.len());
+                self.collected
+                    .extend_from_slice(&bytes[..room.min(bytes.len())]);
             }
             if self.payload_left == 0 && p.received == p.length {
                 return self.message_done();
