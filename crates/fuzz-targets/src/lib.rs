@@ -13,7 +13,7 @@ use ferrocast_auth::playback::{bearer_token, query_token, split_path_token};
 use ferrocast_auth::signed::UrlSigner;
 use ferrocast_ingest::rtmp::guard::{amf0_depth, ChunkGuard, ChunkLimits, MAX_AMF_DEPTH};
 use ferrocast_ingest::rtmp::session::{RmlSession, RtmpEvent, RtmpSession};
-use ferrocast_ingest::to_unit::{FlvToUnits, Output};
+use ferrocast_ingest::to_unit::{deliver, FlvToUnits, Output};
 use ferrocast_media::aac::AacConfig;
 use ferrocast_media::avc::{contains_idr, nal_units, parse_sps, AvcConfig};
 use ferrocast_media::{flv, TrackKind};
@@ -177,10 +177,11 @@ pub fn rtmp_session_units(data: &[u8]) -> usize {
     publish.finish()
 }
 
-/// The packager side of a publish, as the RTMP server drives it.
+/// The packager side of a publish, driven as the RTMP server drives it ([`deliver`]).
 struct Publish {
     converter: FlvToUnits,
     stream: Stream,
+    generation: u64,
     outputs: Vec<Output>,
     start: Instant,
     now: Instant,
@@ -194,11 +195,12 @@ impl Publish {
             StreamSettings::default(),
             PackagerMetrics::unregistered(),
         );
-        let _ = stream.claim();
+        let generation = stream.claim().expect("a new stream is free");
         let now = Instant::now();
         Self {
             converter: FlvToUnits::new(),
             stream,
+            generation,
             outputs: Vec::new(),
             start: now,
             now,
@@ -219,25 +221,18 @@ impl Publish {
         // the clock follows the publisher's timestamps (a publisher in real time)
         let media_time = self.start + Duration::from_millis(u64::from(timestamp));
         self.now = self.now.max(media_time);
-        for o in self.outputs.drain(..) {
-            match o {
-                Output::Start(tracks) => {
-                    if self.stream.begin_publish(tracks).is_err() {
-                        return false;
-                    }
-                }
-                Output::Restart(tracks) => {
-                    self.stream.end_publish();
-                    if self.stream.claim().is_err() || self.stream.begin_publish(tracks).is_err() {
-                        return false;
-                    }
-                }
-                Output::Unit(u) => {
-                    let wall_us = 1_700_000_000_000_000 + i64::from(timestamp) * 1000;
-                    self.stream.push(u, self.now, wall_us);
-                    self.units += 1;
-                }
-            }
+        let wall_us = 1_700_000_000_000_000 + i64::from(timestamp) * 1000;
+        let units = &mut self.units;
+        match deliver(
+            &self.stream,
+            self.generation,
+            self.outputs.drain(..),
+            self.now,
+            wall_us,
+            |_| *units += 1,
+        ) {
+            Ok(g) => self.generation = g,
+            Err(_) => return false,
         }
         self.stream.tick(self.now);
         true

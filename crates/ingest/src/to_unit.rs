@@ -10,7 +10,8 @@ use ferrocast_media::avc::{contains_idr, AvcConfig};
 use ferrocast_media::flv::{parse_audio, parse_video, AudioTag, VideoTag};
 use ferrocast_media::time::{rescale, RtmpClock, RTMP_TIMESCALE, VIDEO_TIMESCALE};
 use ferrocast_media::{MediaError, MediaUnit, TrackKind};
-use ferrocast_packager::stream::Tracks;
+use ferrocast_packager::stream::{PublishError, Stream, Tracks};
+use std::time::Instant;
 
 /// Frames held while waiting for the second track's sequence header.
 pub const MAX_WAIT_FRAMES: usize = 90;
@@ -24,6 +25,36 @@ pub enum Output {
     Restart(Tracks),
     /// A media unit.
     Unit(MediaUnit),
+}
+
+/// Hands the converter's outputs to `stream`, which the publish holds under `generation`:
+/// `Start` begins the publish, `Restart` ends it and begins again under a new generation (a
+/// new init segment after a discontinuity), and units are pushed with their arrival time
+/// (`counted` sees each first). Returns the generation after the outputs.
+pub fn deliver(
+    stream: &Stream,
+    mut generation: u64,
+    outputs: impl IntoIterator<Item = Output>,
+    arrival: Instant,
+    wall_us: i64,
+    mut counted: impl FnMut(&MediaUnit),
+) -> Result<u64, PublishError> {
+    for o in outputs {
+        match o {
+            Output::Start(tracks) => stream.begin_publish(tracks)?,
+            Output::Restart(tracks) => {
+                tracing::info!(stream = %stream.name(), "sequence header changed: new init segment and discontinuity");
+                stream.end_publish();
+                generation = stream.claim()?;
+                stream.begin_publish(tracks)?;
+            }
+            Output::Unit(u) => {
+                counted(&u);
+                stream.push(u, arrival, wall_us);
+            }
+        }
+    }
+    Ok(generation)
 }
 
 /// Converts one publisher's FLV tags.

@@ -5,7 +5,7 @@ use super::guard::ChunkLimits;
 use super::session::{RmlSession, RtmpError, RtmpEvent, RtmpSession};
 use crate::metrics::IngestMetrics;
 use crate::relay::{Relay, RelayFeed, RELAY_MARK};
-use crate::to_unit::{FlvToUnits, Output};
+use crate::to_unit::{deliver, FlvToUnits, Output};
 use ferrocast_auth::admission::{Admission, Slot};
 use ferrocast_auth::publish::{rtmp_credential, PublishAuth, PublishRequest};
 use ferrocast_auth::AuthError;
@@ -365,7 +365,6 @@ struct Publish {
     stream: Arc<Stream>,
     generation: u64,
     converter: FlvToUnits,
-    started: bool,
     /// This stream's counters, resolved once (not hashed per message).
     bytes: prometheus::IntCounter,
     frames: [prometheus::IntCounter; 2],
@@ -638,7 +637,6 @@ impl Connection {
             stream,
             generation,
             converter: FlvToUnits::new(),
-            started: false,
             bytes,
             frames,
             relay,
@@ -676,24 +674,16 @@ impl Connection {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
-        for o in self.outputs.drain(..) {
-            match o {
-                Output::Start(tracks) => {
-                    p.stream.begin_publish(tracks).map_err(|e| e.to_string())?;
-                    p.started = true;
-                }
-                Output::Restart(tracks) => {
-                    info!(stream = %p.stream.name(), "sequence header changed: new init segment and discontinuity");
-                    p.stream.end_publish();
-                    p.generation = p.stream.claim().map_err(|e| e.to_string())?;
-                    p.stream.begin_publish(tracks).map_err(|e| e.to_string())?;
-                }
-                Output::Unit(u) => {
-                    p.frames[usize::from(u.track == ferrocast_media::TrackKind::Audio)].inc();
-                    p.stream.push(u, arrival, wall_us);
-                }
-            }
-        }
+        let frames = &p.frames;
+        p.generation = deliver(
+            &p.stream,
+            p.generation,
+            self.outputs.drain(..),
+            arrival,
+            wall_us,
+            |u| frames[usize::from(u.track == ferrocast_media::TrackKind::Audio)].inc(),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(())
     }
 

@@ -126,11 +126,11 @@ impl RmlSession {
         out: &mut Vec<u8>,
         events: &mut Vec<RtmpEvent>,
     ) -> Result<(), RtmpError> {
-        if matches!(self.state, State::Idle) {
-            self.state = State::Handshake(Box::new(Handshake::new(PeerType::Server)));
-        }
         match &mut self.state {
-            State::Idle => Ok(()),
+            State::Idle => {
+                self.state = State::Handshake(Box::new(Handshake::new(PeerType::Server)));
+                self.process(data, out, events)
+            }
             State::Handshake(h) => {
                 match h
                     .process_bytes(data)
