@@ -114,6 +114,13 @@ pub struct Config {
     pub auth: auth::AuthConfig,
     /// Limits and timeouts.
     pub limits: LimitsConfig,
+    /// The file this configuration was read from (`None`: the embedded default), which a
+    /// reload reads again.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
+    /// Every key with its value (defaults filled in), to tell what a reload changes.
+    #[serde(skip)]
+    pub table: toml::Table,
 }
 
 /// `[limits]`.
@@ -253,6 +260,8 @@ pub struct HttpsConfig {
 pub struct AdminConfig {
     /// Listen address.
     pub listen: SocketAddr,
+    /// Bearer token of the admin API (`/api/v1/`); empty: the API is off.
+    pub token: String,
 }
 
 /// `[edge]`.
@@ -299,10 +308,20 @@ impl Config {
         let mut base: toml::Table = DEFAULT_TOML.parse().context("embedded default config")?;
         let user: toml::Table = text.parse().context("config is not valid TOML")?;
         merge(&mut base, user);
-        let cfg: Config = toml::Value::Table(base)
+        let mut cfg: Config = toml::Value::Table(base.clone())
             .try_into()
             .context("invalid config")?;
+        cfg.table = base;
         cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a configuration file (its path is kept in [`Config::source`]).
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut cfg = Config::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        cfg.source = Some(path.to_path_buf());
         Ok(cfg)
     }
 
@@ -319,6 +338,10 @@ impl Config {
             );
         }
         self.validate_edge()?;
+        let t = &self.admin.token;
+        if !t.is_empty() && (t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic())) {
+            bail!("admin.token: must be at least 16 printable characters without spaces (or empty: no admin API)");
+        }
         self.auth.validate(&self.role)?;
         self.validate_limits()?;
         for (i, url) in self.cluster.peers.iter().enumerate() {

@@ -5,15 +5,18 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
+pub mod reload;
 
 use anyhow::{Context, Result};
 use config::Config;
+use ferrocast_auth::playback::SharedPlayback;
 use ferrocast_edge::cache::Edge;
 use ferrocast_edge::metrics::{EdgeMetrics, HttpMetrics};
 use ferrocast_edge::origin::Origin;
 use ferrocast_edge::service::{Handler, Service};
 use ferrocast_edge::tls::Identity;
 use ferrocast_edge::upstream::{OriginSpec, Upstream, UpstreamConfig};
+use ferrocast_edge::viewers::Viewers;
 use ferrocast_ingest::metrics::IngestMetrics;
 use ferrocast_ingest::relay::{Relay, RelaySettings, RelayTarget};
 use ferrocast_ingest::rtmp::server::{RtmpServer, RtmpSettings};
@@ -28,6 +31,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// A viewer is a client that fetched a media playlist within this long (LL-HLS players reload
+/// every part; others every target duration, at most `packager.max_target_duration`).
+pub const VIEWER_WINDOW: Duration = Duration::from_secs(15);
 
 /// A running server.
 pub struct Server {
@@ -47,6 +54,8 @@ pub struct Server {
     pub store: Option<Arc<Store>>,
     /// The edge handler (`None` unless role = "edge"; tests inspect its cache).
     pub edge: Option<Edge>,
+    /// What a config reload changes ([`reload::Live::reload`]; SIGHUP and the admin API).
+    pub live: Arc<reload::Live>,
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
     tasks: JoinSet<()>,
@@ -59,6 +68,8 @@ impl Server {
         let hm = HttpMetrics::new(&registry)?;
         let am = ferrocast_auth::AuthMetrics::new(&registry)?;
         let (publish_auth, playback_auth) = cfg.auth.build(&am)?;
+        let playback_auth = SharedPlayback::new(playback_auth);
+        let viewers = Arc::new(Viewers::new(VIEWER_WINDOW));
         let http = TcpListener::bind(cfg.http.listen)
             .await
             .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
@@ -80,7 +91,7 @@ impl Server {
         };
         let ready = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
-        let (handler, rtmp_addr, store, edge) = if cfg.role == "edge" {
+        let (handler, rtmp_addr, store, edge, rtmp_server) = if cfg.role == "edge" {
             let em = EdgeMetrics::new(&registry)?;
             let e = &cfg.edge;
             let origins = e
@@ -118,7 +129,7 @@ impl Server {
                 edge.clone()
                     .sweeper(Duration::from_secs(1), shutdown.clone()),
             );
-            (Handler::Edge(edge.clone()), None, None, Some(edge))
+            (Handler::Edge(edge.clone()), None, None, Some(edge), None)
         } else {
             let pm = PackagerMetrics::new(&registry)?;
             let im = IngestMetrics::new(&registry)?;
@@ -155,28 +166,37 @@ impl Server {
                     idle_timeout: cfg.rtmp.idle_timeout.0,
                     read_interval: cfg.rtmp.read_interval.0,
                     workers: cfg.rtmp.workers,
-                    max_publishers: cfg.limits.max_publishers,
-                    max_bitrate: cfg.limits.max_publish_kbps.saturating_mul(1000),
-                    bitrate_window: cfg.limits.bitrate_window.0,
-                    max_connections_per_ip: cfg.limits.rtmp_connections_per_ip,
-                    chunk_limits: ferrocast_ingest::rtmp::guard::ChunkLimits {
-                        max_chunk_size: cfg.limits.rtmp_max_chunk_size,
-                        max_message_size: cfg.limits.rtmp_max_message_size,
-                    },
+                    limits: reload::rtmp_limits(&cfg),
                 },
                 store.clone(),
                 im.clone(),
                 relay(&cfg, im)?,
-                publish_auth,
+                publish_auth.clone(),
             );
-            tasks.spawn(rtmp_server.serve(rtmp, shutdown.clone()));
+            tasks.spawn(rtmp_server.clone().serve(rtmp, shutdown.clone()));
             let origin = Origin::new(store.clone(), hm.clone());
-            (Handler::Origin(origin), Some(rtmp_addr), Some(store), None)
+            (
+                Handler::Origin(origin),
+                Some(rtmp_addr),
+                Some(store),
+                None,
+                Some(rtmp_server),
+            )
         };
         let service = Arc::new(
             Service::new(handler.clone(), hm.clone(), None)
-                .with_playback_auth(playback_auth.clone()),
+                .with_playback_auth(playback_auth.clone())
+                .with_viewers(viewers.clone()),
         );
+        let live = Arc::new(reload::Live::new(
+            &cfg,
+            publish_auth,
+            playback_auth.clone(),
+            am,
+            rtmp_server,
+            policy.admission.clone(),
+        ));
+        admin::streams::StreamMetrics::register(&registry, store.clone(), viewers.clone())?;
         tasks.spawn(ferrocast_edge::server::serve(
             http,
             service,
@@ -190,7 +210,7 @@ impl Server {
                 &cfg,
                 handler,
                 hm,
-                playback_auth,
+                (playback_auth, viewers.clone()),
                 policy,
                 &shutdown,
                 &mut tasks,
@@ -202,9 +222,15 @@ impl Server {
         };
         tasks.spawn(admin::serve(
             admin,
-            registry,
-            ready.clone(),
-            store.clone(),
+            admin::AdminState {
+                registry,
+                ready: ready.clone(),
+                store: store.clone(),
+                viewers,
+                live: live.clone(),
+                role: cfg.role.clone(),
+                started: std::time::Instant::now(),
+            },
             shutdown.clone(),
         ));
         ready.store(true, Ordering::Relaxed);
@@ -218,6 +244,7 @@ impl Server {
             tls_cert,
             store,
             edge,
+            live,
             shutdown,
             ready,
             tasks,
@@ -261,7 +288,7 @@ async fn start_https(
     cfg: &Config,
     handler: Handler,
     hm: HttpMetrics,
-    playback_auth: Option<ferrocast_auth::playback::PlaybackAuth>,
+    (playback_auth, viewers): (SharedPlayback, Arc<Viewers>),
     policy: ferrocast_edge::server::ConnPolicy,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
@@ -300,7 +327,8 @@ async fn start_https(
                 let bound = endpoint.local_addr()?;
                 let service = Arc::new(
                     Service::new(handler.clone(), hm.clone(), None)
-                        .with_playback_auth(playback_auth.clone()),
+                        .with_playback_auth(playback_auth.clone())
+                        .with_viewers(viewers.clone()),
                 );
                 tasks.spawn(ferrocast_edge::h3::serve(
                     endpoint,
@@ -320,7 +348,9 @@ async fn start_https(
         None
     };
     let service = Arc::new(
-        Service::new(handler, hm, h3_addr.map(|a| a.port())).with_playback_auth(playback_auth),
+        Service::new(handler, hm, h3_addr.map(|a| a.port()))
+            .with_playback_auth(playback_auth)
+            .with_viewers(viewers),
     );
     let acceptor = tokio_rustls::TlsAcceptor::from(identity.tcp_config()?);
     tasks.spawn(ferrocast_edge::server::serve(

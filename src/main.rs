@@ -4,6 +4,8 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use ferrocast::config::Config;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -63,11 +65,7 @@ fn run() -> Result<()> {
         return Ok(());
     }
     let cfg = match &cli.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            Config::parse(&text).with_context(|| format!("in {}", path.display()))?
-        }
+        Some(path) => Config::read(path)?,
         None => Config::default_config(),
     };
     if let Some(Command::Sign {
@@ -80,27 +78,36 @@ fn run() -> Result<()> {
     {
         return sign(&cfg, stream, prefix, &ttl, ip, jwt);
     }
+    let from_env = std::env::var_os("RUST_LOG").is_some();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log.level))
         .context("log.level")?;
-    if cfg.log.format == "json" {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    // the filter sits behind a reload handle: a config reload may change log.level
+    let (filter, log_handle) = tracing_subscriber::reload::Layer::new(filter);
+    let json = cfg.log.format == "json";
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json.then(|| tracing_subscriber::fmt::layer().json()))
+        .with((!json).then(|| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+        }))
+        .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let server = ferrocast::Server::start(cfg).await?;
-        wait_for_signal().await;
+        server.live.set_log_reloader(Box::new(move |level| {
+            if from_env {
+                tracing::info!("RUST_LOG is set: it overrides log.level");
+                return Ok(());
+            }
+            log_handle.reload(EnvFilter::try_new(level)?)?;
+            Ok(())
+        }));
+        wait_for_signal(&server.live).await;
         tracing::info!("shutting down");
         server.shutdown().await;
         tracing::info!("bye");
@@ -170,18 +177,29 @@ fn ttl_seconds(s: &str) -> Result<u64> {
     Ok(n.saturating_mul(mult).max(1))
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM; reloads the config on every SIGHUP meanwhile.
+async fn wait_for_signal(live: &ferrocast::reload::Live) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    if let Err(e) = live.reload().await {
+                        tracing::error!(error = %format!("{e:#}"), "config reload failed; the running config stays");
+                    }
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = live;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -5,6 +5,7 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Why a connection was not admitted.
@@ -29,8 +30,8 @@ impl Refused {
 /// Open connections counted against limits.
 #[derive(Debug)]
 pub struct Admission {
-    max_total: usize,
-    max_per_ip: usize,
+    max_total: AtomicUsize,
+    max_per_ip: AtomicUsize,
     open: Mutex<Open>,
     /// Mirrors the open count for Prometheus, when given.
     gauge: Option<prometheus::IntGauge>,
@@ -64,31 +65,35 @@ impl Admission {
         max_per_ip: usize,
         gauge: Option<prometheus::IntGauge>,
     ) -> Arc<Admission> {
-        Arc::new(Admission {
-            max_total: if max_total == 0 {
-                usize::MAX
-            } else {
-                max_total
-            },
-            max_per_ip: if max_per_ip == 0 {
-                usize::MAX
-            } else {
-                max_per_ip
-            },
+        let a = Arc::new(Admission {
+            max_total: AtomicUsize::new(usize::MAX),
+            max_per_ip: AtomicUsize::new(usize::MAX),
             open: Mutex::new(Open::default()),
             gauge,
-        })
+        });
+        a.set_limits(max_total, max_per_ip);
+        a
+    }
+
+    /// Changes the limits (`0`: no limit of that kind) for connections admitted from now on;
+    /// open connections stay open even when they are over a lowered limit.
+    pub fn set_limits(&self, max_total: usize, max_per_ip: usize) {
+        let unbounded = |n: usize| if n == 0 { usize::MAX } else { n };
+        self.max_total
+            .store(unbounded(max_total), Ordering::Relaxed);
+        self.max_per_ip
+            .store(unbounded(max_per_ip), Ordering::Relaxed);
     }
 
     /// Admits a connection from `ip`, or says which limit it hit.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
         let ip = canonical(ip);
         let mut o = self.open.lock();
-        if o.total >= self.max_total {
+        if o.total >= self.max_total.load(Ordering::Relaxed) {
             return Err(Refused::Total);
         }
         let n = o.by_ip.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
+        if *n >= self.max_per_ip.load(Ordering::Relaxed) {
             return Err(Refused::PerIp);
         }
         *n += 1;

@@ -34,6 +34,28 @@ pub struct PlaybackAuth {
     metrics: AuthMetrics,
 }
 
+/// The playback auth in force, shared by every listener and an edge's upstream: a config
+/// reload sets it (turning playback auth on, off, or to other keys) for the next request.
+#[derive(Debug, Clone, Default)]
+pub struct SharedPlayback(Arc<arc_swap::ArcSwapOption<PlaybackAuth>>);
+
+impl SharedPlayback {
+    /// Starts with `auth` (`None`: everyone may watch).
+    pub fn new(auth: Option<PlaybackAuth>) -> Self {
+        Self(Arc::new(arc_swap::ArcSwapOption::from(auth.map(Arc::new))))
+    }
+
+    /// Puts `auth` in force.
+    pub fn set(&self, auth: Option<PlaybackAuth>) {
+        self.0.store(auth.map(Arc::new));
+    }
+
+    /// The auth in force now, for one request (a short-lived guard).
+    pub fn load(&self) -> arc_swap::Guard<Option<Arc<PlaybackAuth>>> {
+        self.0.load()
+    }
+}
+
 /// Takes a token segment out of a stream path: `/live/{stream}/{token}/{file}` becomes
 /// `/live/{stream}/{file}` and the token. Other paths are returned as they are.
 pub fn split_path_token(path: &str) -> (Cow<'_, str>, Option<&str>) {

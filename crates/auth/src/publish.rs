@@ -36,10 +36,11 @@ pub struct PublishAuthConfig {
     pub webhook_timeout: Duration,
 }
 
-/// The publish hook.
+/// The publish hook. Clones share it: [`PublishAuth::replace`] changes the methods of every
+/// clone (a config reload), and a publish being decided finishes with the methods it began with.
 #[derive(Debug, Clone)]
 pub struct PublishAuth {
-    inner: Arc<Inner>,
+    inner: Arc<arc_swap::ArcSwap<Inner>>,
 }
 
 #[derive(Debug)]
@@ -82,13 +83,13 @@ impl PublishAuth {
             Some(Webhook::new(&cfg.webhook, cfg.webhook_timeout)?)
         };
         Ok(PublishAuth {
-            inner: Arc::new(Inner {
+            inner: Arc::new(arc_swap::ArcSwap::from_pointee(Inner {
                 keys,
                 tag_key,
                 jwt: cfg.jwt,
                 webhook,
                 metrics,
-            }),
+            })),
         })
     }
 
@@ -99,14 +100,20 @@ impl PublishAuth {
 
     /// Whether any method is configured (otherwise every publish is allowed).
     pub fn enabled(&self) -> bool {
-        let i = &self.inner;
-        !i.keys.is_empty() || i.jwt.is_some() || i.webhook.is_some()
+        self.inner.load().enabled()
+    }
+
+    /// Decides with `other`'s methods from now on, in this hook and every clone of it.
+    pub fn replace(&self, other: &PublishAuth) {
+        self.inner.store(other.inner.load_full());
     }
 
     /// Decides a publish attempt: `Ok(method)` names what allowed it. Logged and counted.
     pub async fn check(&self, req: PublishRequest<'_>) -> Result<&'static str, AuthError> {
-        let r = self.decide(req).await;
-        self.inner.metrics.count("publish", &r);
+        // the methods at the start decide, even if a reload replaces them meanwhile
+        let inner = self.inner.load_full();
+        let r = inner.decide(req).await;
+        inner.metrics.count("publish", &r);
         match &r {
             Ok(method) => {
                 info!(stream = %req.stream, client = %req.client, protocol = req.protocol, method, "publish authorized")
@@ -117,12 +124,18 @@ impl PublishAuth {
         }
         r
     }
+}
+
+impl Inner {
+    fn enabled(&self) -> bool {
+        !self.keys.is_empty() || self.jwt.is_some() || self.webhook.is_some()
+    }
 
     async fn decide(&self, req: PublishRequest<'_>) -> Result<&'static str, AuthError> {
         if !self.enabled() {
             return Ok("open");
         }
-        let i = &self.inner;
+        let i = self;
         let credential = req.credential.filter(|c| !c.is_empty());
         // the most telling refusal so far: a key or token that was wrong says more than none
         let mut refusal = AuthError::Missing;

@@ -11,6 +11,7 @@
 //! - [`server`]: hyper HTTP/1.1 + HTTP/2 listener, cleartext (h2c prior knowledge) or TLS.
 //! - [`h3`]: the HTTP/3 listener (quinn + h3).
 //! - [`tls`]: certificates (PEM files or generated self-signed).
+//! - [`viewers`]: viewers per stream (clients reloading its playlists).
 #![warn(missing_docs)]
 
 pub mod body;
@@ -25,3 +26,4 @@ pub mod server;
 pub mod service;
 pub mod tls;
 pub mod upstream;
+pub mod viewers;

@@ -5,9 +5,11 @@
 use crate::body::ChunkBody;
 use crate::cache::Edge;
 use crate::metrics::HttpMetrics;
-use crate::origin::{route_label, Origin};
+use crate::origin::Origin;
 use crate::reply::{volatile, Request};
-use ferrocast_auth::playback::{self, PlaybackAuth};
+use crate::route::Route;
+use crate::viewers::Viewers;
+use ferrocast_auth::playback::{self, PlaybackAuth, SharedPlayback};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, Version};
 use std::net::IpAddr;
 use tracing::debug;
@@ -34,7 +36,9 @@ pub struct Service {
     /// `Access-Control-Expose-Headers`: what a player's script may read.
     expose: HeaderValue,
     /// Viewers need a token (signed URL or JWT) when set.
-    auth: Option<PlaybackAuth>,
+    auth: SharedPlayback,
+    /// Counts clients of each stream's media playlists, when set.
+    viewers: Option<std::sync::Arc<Viewers>>,
 }
 
 fn version_label(v: Version) -> &'static str {
@@ -75,7 +79,8 @@ impl Service {
                 crate::cache::PUBLISHED_HEADER
             ))
             .expect("static header value"),
-            auth: None,
+            auth: SharedPlayback::default(),
+            viewers: None,
         }
     }
 
@@ -85,8 +90,14 @@ impl Service {
     }
 
     /// Requires a playback token for every stream path.
-    pub fn with_playback_auth(mut self, auth: Option<PlaybackAuth>) -> Self {
+    pub fn with_playback_auth(mut self, auth: SharedPlayback) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Counts the viewers of every stream in `viewers`.
+    pub fn with_viewers(mut self, viewers: std::sync::Arc<Viewers>) -> Self {
+        self.viewers = Some(viewers);
         self
     }
 
@@ -101,7 +112,8 @@ impl Service {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> Option<Response<ChunkBody>> {
-        let auth = self.auth.as_ref()?;
+        let auth = self.auth.load();
+        let auth = auth.as_ref()?;
         if method == Method::OPTIONS || !PlaybackAuth::guards(path) {
             return None;
         }
@@ -174,7 +186,16 @@ impl Service {
         let len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
         resp.headers_mut()
             .insert(header::CONTENT_LENGTH, volatile(HeaderValue::from(len)));
-        let route = route_label(path);
+        let parsed = crate::route::parse(path);
+        let route = parsed.as_ref().map_or("other", |r| r.label());
+        if let (Some(v), Some(Route::Media { stream, .. }), true) =
+            (&self.viewers, &parsed, resp.status().is_success())
+        {
+            let ua = headers
+                .get(header::USER_AGENT)
+                .map_or(&[][..], |v| v.as_bytes());
+            v.saw(stream, peer, ua, std::time::Instant::now());
+        }
         if resp.status().is_client_error() || resp.status().is_server_error() {
             // the query is not logged: it may carry a token
             debug!(status = resp.status().as_u16(), %path, "request failed");

@@ -58,7 +58,7 @@ pub struct UpstreamConfig {
     pub max_object_bytes: usize,
     /// When origins check playback tokens: the edge's own, minted per request (viewers'
     /// tokens are never passed on: one upstream request serves many viewers).
-    pub auth: Option<ferrocast_auth::playback::PlaybackAuth>,
+    pub auth: ferrocast_auth::playback::SharedPlayback,
 }
 
 /// Lifetime of the tokens an edge mints for its requests to origins (seconds; generous for
@@ -113,7 +113,14 @@ pub struct Upstream {
     metrics: EdgeMetrics,
     /// The edge's own `Authorization` for its origins and when it was signed (Unix seconds):
     /// signed again once half its lifetime has passed, not per request.
-    token: parking_lot::Mutex<Option<(u64, http::HeaderValue)>>,
+    /// The token minted last: when, by which auth (a reload replaces it), and the header.
+    token: parking_lot::Mutex<
+        Option<(
+            u64,
+            Arc<ferrocast_auth::playback::PlaybackAuth>,
+            http::HeaderValue,
+        )>,
+    >,
 }
 
 impl Upstream {
@@ -268,11 +275,12 @@ impl Upstream {
 
     /// The `Authorization` of requests to origins that check playback tokens.
     fn authorization(&self) -> Option<http::HeaderValue> {
-        let auth = self.cfg.auth.as_ref()?;
+        let auth = self.cfg.auth.load();
+        let auth = auth.as_ref()?;
         let now = ferrocast_auth::unix_now();
         let mut t = self.token.lock();
-        if let Some((signed, v)) = &*t {
-            if now < signed + UPSTREAM_TOKEN_TTL / 2 {
+        if let Some((signed, signer, v)) = &*t {
+            if now < signed + UPSTREAM_TOKEN_TTL / 2 && Arc::ptr_eq(signer, auth) {
                 return Some(v.clone());
             }
         }
@@ -280,7 +288,7 @@ impl Upstream {
         let v = http::HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
         // sent as a never-indexed literal: it is a credential
         let v = crate::reply::volatile(v);
-        *t = Some((now, v.clone()));
+        *t = Some((now, auth.clone(), v.clone()));
         Some(v)
     }
 
@@ -425,7 +433,7 @@ mod tests {
                 health_timeout: Duration::from_millis(100),
                 fall: 2,
                 max_object_bytes: 1 << 20,
-                auth: None,
+                auth: Default::default(),
             },
             EdgeMetrics::unregistered(),
         )

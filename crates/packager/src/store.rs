@@ -37,6 +37,13 @@ impl Store {
         self.streams.read().get(name).cloned()
     }
 
+    /// Every stream (live, waiting for its publisher, or ended and lingering), by name.
+    pub fn list(&self) -> Vec<Arc<Stream>> {
+        let mut v: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
+        v.sort_by(|a, b| a.name().cmp(b.name()));
+        v
+    }
+
     /// The stream a publisher of `name` publishes into: the live (or reconnect-pending) one,
     /// or a new one. A stream that has ended (EXT-X-ENDLIST) is final, so a publisher arriving
     /// while it is still in its linger window gets a fresh stream whose media sequence numbers

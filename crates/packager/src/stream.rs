@@ -247,6 +247,10 @@ struct Inner {
     probe_arrivals: std::collections::HashMap<usize, Instant>,
     multivariant: Option<Multivariant>,
     events: Vec<Event>,
+    /// The publisher now (operators' view; see [`status`]).
+    publisher: Option<status::PublisherInfo>,
+    /// When the stream was created.
+    created: (Instant, i64),
 }
 
 #[derive(Debug)]
@@ -303,6 +307,8 @@ impl Stream {
                 probe_arrivals: std::collections::HashMap::new(),
                 multivariant: None,
                 events: Vec::new(),
+                publisher: None,
+                created: (Instant::now(), status::unix_ms()),
             }),
             video: watch::channel(None).0,
             audio: watch::channel(None).0,
@@ -524,6 +530,7 @@ impl Stream {
         self.with_segmenter(g, Segmenter::input_lost);
         g.publishing = false;
         g.input_gone = true;
+        g.publisher = None;
         self.wake.notify_one();
         for kind in [TrackKind::Video, TrackKind::Audio] {
             self.publish_view(g, kind);
@@ -931,5 +938,6 @@ fn gen_of(open: &Option<OpenSegment>) -> u32 {
     open.as_ref().map_or(0, |o| o.init_gen)
 }
 
+pub mod status;
 #[cfg(test)]
 mod tests;

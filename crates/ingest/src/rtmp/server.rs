@@ -10,6 +10,7 @@ use ferrocast_auth::admission::{Admission, Slot};
 use ferrocast_auth::publish::{rtmp_credential, PublishAuth, PublishRequest};
 use ferrocast_auth::AuthError;
 use ferrocast_packager::store::Store;
+use ferrocast_packager::stream::status::PublisherInfo;
 use ferrocast_packager::stream::Stream;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,6 +39,14 @@ pub struct RtmpSettings {
     pub read_interval: Duration,
     /// Worker threads (each a single-threaded runtime) running connections.
     pub workers: usize,
+    /// Limits (changeable while running: [`RtmpServer::set_limits`]).
+    pub limits: RtmpLimits,
+}
+
+/// Limits on publishers. Changed limits apply to connections accepted and publishes begun from
+/// then on, and a lowered bitrate limit also to publishers already on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtmpLimits {
     /// Publishers at once (0: no limit).
     pub max_publishers: usize,
     /// Highest bitrate a publisher may send, bits/s averaged over `bitrate_window` (0: none).
@@ -60,6 +69,14 @@ impl Default for RtmpSettings {
             idle_timeout: Duration::from_secs(30),
             read_interval: Duration::from_millis(40),
             workers: 1,
+            limits: RtmpLimits::default(),
+        }
+    }
+}
+
+impl Default for RtmpLimits {
+    fn default() -> Self {
+        Self {
             max_publishers: 0,
             max_bitrate: 0,
             bitrate_window: Duration::from_secs(10),
@@ -73,6 +90,7 @@ impl Default for RtmpSettings {
 #[derive(Debug)]
 pub struct RtmpServer {
     settings: RtmpSettings,
+    limits: arc_swap::ArcSwap<RtmpLimits>,
     store: Arc<Store>,
     metrics: IngestMetrics,
     relay: Option<Relay>,
@@ -105,9 +123,10 @@ impl RtmpServer {
         Arc::new(Self {
             admission: Admission::new(
                 0,
-                settings.max_connections_per_ip,
+                settings.limits.max_connections_per_ip,
                 Some(metrics.connections.clone()),
             ),
+            limits: arc_swap::ArcSwap::from_pointee(settings.limits),
             settings,
             store,
             metrics,
@@ -115,6 +134,12 @@ impl RtmpServer {
             auth,
             publishing: AtomicUsize::new(0),
         })
+    }
+
+    /// Puts new limits in force (a config reload).
+    pub fn set_limits(&self, limits: RtmpLimits) {
+        self.admission.set_limits(0, limits.max_connections_per_ip);
+        self.limits.store(Arc::new(limits));
     }
 
     /// Accepts connections until `shutdown` is cancelled. Connections run on
@@ -237,14 +262,17 @@ impl RtmpServer {
     ) {
         let mut conn = Connection {
             server: self.clone(),
-            session: Box::new(RmlSession::new(self.settings.chunk_limits)),
+            session: Box::new(RmlSession::new(self.limits.load().chunk_limits)),
             out: Vec::new(),
             events: Vec::new(),
             queue: VecDeque::new(),
             outputs: Vec::new(),
             publish: None,
             pending: None,
+            peer,
+            kick: Arc::new(tokio::sync::Notify::new()),
         };
+        let kick = conn.kick.clone();
         // no buffer until the first byte, a small one until the connection publishes: idle
         // and handshaking connections (thousands, if someone opens them) hold little
         let mut buf = Vec::new();
@@ -272,6 +300,10 @@ impl RtmpServer {
                 };
                 let n = tokio::select! {
                     biased;
+                    _ = kick.notified() => {
+                        info!("publisher kicked by the operator");
+                        return Err("kicked by the operator".to_string());
+                    }
                     r = read_into(&socket, &mut buf, size) => match r {
                         Err(e) => return Err(e.to_string()),
                         Ok(0) => return Ok(()),
@@ -394,6 +426,9 @@ struct Connection {
     outputs: Vec<Output>,
     publish: Option<Publish>,
     pending: Option<PendingPublish>,
+    peer: SocketAddr,
+    /// Notified when an operator ends the publish (registered with the stream).
+    kick: Arc<tokio::sync::Notify>,
 }
 
 impl Connection {
@@ -402,7 +437,8 @@ impl Connection {
         let s = &self.server;
         if let Some(p) = &mut self.publish {
             p.bytes.inc_by(data.len() as u64);
-            let (max, window) = (s.settings.max_bitrate, s.settings.bitrate_window);
+            let limits = s.limits.load();
+            let (max, window) = (limits.max_bitrate, limits.bitrate_window);
             if max > 0 {
                 // each window has a budget of max × window bits; spending it early is enough
                 // to be dropped (a burst cannot hide in an average)
@@ -581,7 +617,7 @@ impl Connection {
             relayed,
         } = p;
         let server = self.server.clone();
-        let max = server.settings.max_publishers;
+        let max = server.limits.load().max_publishers;
         // reserve the place atomically: connections on other workers publish concurrently
         let reserved = server
             .publishing
@@ -625,6 +661,15 @@ impl Connection {
             }
         };
         info!(stream = %name, "publish started");
+        stream.set_publisher(PublisherInfo {
+            protocol: "rtmp",
+            addr: self.peer,
+            since: (
+                Instant::now(),
+                ferrocast_packager::stream::status::unix_ms(),
+            ),
+            kick: self.kick.clone(),
+        });
         server.metrics.publishers.inc();
         let bytes = server.metrics.bytes.with_label_values(&[name.as_str()]);
         let frames = ["video", "audio"]

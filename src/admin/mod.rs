@@ -1,6 +1,9 @@
 //! The admin listener: `/metrics` (Prometheus text format), `/healthz` (the process is up),
-//! `/readyz` (listeners are accepting and not shutting down); on origins,
-//! `/cluster/epoch/{stream}` for peer origins (see [`crate::cluster`]).
+//! `/readyz` (listeners are accepting and not shutting down), the admin API under `/api/v1/`
+//! ([`api`]); on origins, `/cluster/epoch/{stream}` for peer origins (see [`crate::cluster`]).
+
+pub mod api;
+pub mod streams;
 
 use bytes::Bytes;
 use ferrocast_packager::store::Store;
@@ -14,28 +17,36 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// What the admin listener serves from.
+pub struct AdminState {
+    /// Every metric of the process.
+    pub registry: Registry,
+    /// Listeners are up and not shutting down.
+    pub ready: Arc<AtomicBool>,
+    /// The streams (`None` on an edge).
+    pub store: Option<Arc<Store>>,
+    /// Viewers per stream.
+    pub viewers: Arc<ferrocast_edge::viewers::Viewers>,
+    /// Reloadable state and the admin token.
+    pub live: Arc<crate::reload::Live>,
+    /// `role` of the config.
+    pub role: String,
+    /// When the server started.
+    pub started: std::time::Instant,
+}
+
 /// Serves admin requests until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    registry: Registry,
-    ready: Arc<AtomicBool>,
-    store: Option<Arc<Store>>,
-    shutdown: CancellationToken,
-) {
-    let registry = Arc::new(registry);
+pub async fn serve(listener: TcpListener, state: AdminState, shutdown: CancellationToken) {
+    let state = Arc::new(state);
     loop {
         let (tcp, _) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
         };
-        let registry = registry.clone();
-        let ready = ready.clone();
-        let store = store.clone();
+        let state = state.clone();
         let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let registry = registry.clone();
-            let ready = ready.clone();
-            let store = store.clone();
-            async move { Ok::<_, Infallible>(route(&req, &registry, &ready, store.as_deref())) }
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(route(&req, &state).await) }
         });
         tokio::spawn(async move {
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -54,21 +65,35 @@ fn text(status: StatusCode, body: impl Into<Bytes>, ct: &'static str) -> Respons
         .expect("static response")
 }
 
-fn route(
-    req: &Request<hyper::body::Incoming>,
-    registry: &Registry,
-    ready: &AtomicBool,
-    store: Option<&Store>,
-) -> Response<Full<Bytes>> {
-    if let (Some(name), Some(store)) = (req.uri().path().strip_prefix("/cluster/epoch/"), store) {
+/// A JSON response.
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            text(status, body, "application/json")
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+            "text/plain",
+        ),
+    }
+}
+
+async fn route(req: &Request<hyper::body::Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if path.starts_with("/api/v1/") {
+        return api::handle(state, req.method(), path, req.headers()).await;
+    }
+    if let (Some(name), Some(store)) = (path.strip_prefix("/cluster/epoch/"), &state.store) {
         let a = crate::cluster::answer(store, name, req.uri().query());
         return text(StatusCode::OK, a.to_text(), "text/plain");
     }
-    match req.uri().path() {
+    match path {
         "/metrics" => {
             let mut buf = Vec::new();
             let enc = TextEncoder::new();
-            match enc.encode(&registry.gather(), &mut buf) {
+            match enc.encode(&state.registry.gather(), &mut buf) {
                 Ok(()) => text(StatusCode::OK, buf, "text/plain; version=0.0.4"),
                 Err(e) => text(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,7 +104,7 @@ fn route(
         }
         "/healthz" => text(StatusCode::OK, "ok\n", "text/plain"),
         "/readyz" => {
-            if ready.load(Ordering::Relaxed) {
+            if state.ready.load(Ordering::Relaxed) {
                 text(StatusCode::OK, "ready\n", "text/plain")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n", "text/plain")
