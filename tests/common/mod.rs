@@ -229,6 +229,11 @@ impl Publisher {
         Ok(())
     }
 
+    /// The publisher's own address (as the server sees it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("local address")
+    }
+
     /// Writes raw bytes on the connection (hostile input tests).
     pub async fn send_raw(&mut self, data: &[u8]) {
         let _ = self.socket.write_all(data).await;
@@ -279,6 +284,16 @@ pub async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
 }
 
 pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    request(addr, "GET", path, headers).await
+}
+
+/// One request with an empty body on a fresh HTTP/1.1 connection.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let tcp = TcpStream::connect(addr).await.expect("connect http");
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
@@ -286,6 +301,7 @@ pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
             .expect("h1 handshake");
     tokio::spawn(conn);
     let mut req = http::Request::builder()
+        .method(method)
         .uri(path)
         .header("host", addr.to_string());
     for (k, v) in headers {
@@ -650,6 +666,16 @@ impl Process {
             "role = \"origin\"\n[rtmp]\nlisten = \"{rtmp}\"\n[http]\nlisten = \"{http}\"\n[https]\nenabled = false\n[admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"info\"\n[cluster]\npeers = [{}]\n",
             peers.join(", ")
         );
+        Process::start(&config, rtmp, http, admin).await
+    }
+
+    /// The binary running `config`, whose listeners are at these addresses.
+    pub async fn start(
+        config: &str,
+        rtmp: SocketAddr,
+        http: SocketAddr,
+        admin: SocketAddr,
+    ) -> Process {
         let dir = std::env::temp_dir();
         let stem = format!("ferrocast-test-{}-{}", std::process::id(), admin.port());
         let (cfg, log) = (
@@ -699,6 +725,27 @@ impl Process {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The config file the process runs.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.log.with_extension("toml")
+    }
+
+    /// Sends a signal (`"HUP"`, `"TERM"`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL: no shutdown, sockets reset by the kernel.

@@ -30,6 +30,10 @@ impl HttpMetrics {
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.refused.clone()))?;
         registry.register(Box::new(m.idle_closed.clone()))?;
+        // exported from the start (at 0), so rates and dashboards work before the first one
+        for limit in ["total", "per_ip"] {
+            m.refused.with_label_values(&[limit]);
+        }
         Ok(m)
     }
 
@@ -123,6 +127,9 @@ impl EdgeMetrics {
         registry.register(Box::new(m.upstream_requests.clone()))?;
         registry.register(Box::new(m.upstream_seconds.clone()))?;
         registry.register(Box::new(m.failovers.clone()))?;
+        for reason in ["expired", "budget"] {
+            m.evictions.with_label_values(&[reason]);
+        }
         registry.register(Box::new(m.origin_up.clone()))?;
         Ok(m)
     }

@@ -38,6 +38,22 @@ impl IngestMetrics {
         registry.register(Box::new(m.relay_connected.clone()))?;
         registry.register(Box::new(m.relay_dropped.clone()))?;
         registry.register(Box::new(m.relay_reconnects.clone()))?;
+        // every reason and kind is exported from the start (at 0), so rates and dashboards
+        // work before the first refusal
+        for reason in [
+            "bad_app",
+            "bad_name",
+            "unauthorized",
+            "max_publishers",
+            "already_publishing",
+            "connections_per_ip",
+            "overloaded",
+        ] {
+            m.rejected.with_label_values(&[reason]);
+        }
+        for kind in ["protocol", "refused", "media", "bitrate"] {
+            m.errors.with_label_values(&[kind]);
+        }
         Ok(m)
     }
 
