@@ -308,10 +308,15 @@ impl Config {
         let mut base: toml::Table = DEFAULT_TOML.parse().context("embedded default config")?;
         let user: toml::Table = text.parse().context("config is not valid TOML")?;
         merge(&mut base, user);
-        let mut cfg: Config = toml::Value::Table(base.clone())
+        Self::from_table(base)
+    }
+
+    /// A configuration from a complete table (every key present), validated.
+    pub fn from_table(table: toml::Table) -> Result<Self> {
+        let mut cfg: Config = toml::Value::Table(table.clone())
             .try_into()
             .context("invalid config")?;
-        cfg.table = base;
+        cfg.table = table;
         cfg.validate()?;
         Ok(cfg)
     }

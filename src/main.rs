@@ -102,10 +102,10 @@ fn run() -> Result<()> {
         server.live.set_log_reloader(Box::new(move |level| {
             if from_env {
                 tracing::info!("RUST_LOG is set: it overrides log.level");
-                return Ok(());
+                return Ok(false);
             }
             log_handle.reload(EnvFilter::try_new(level)?)?;
-            Ok(())
+            Ok(true)
         }));
         wait_for_signal(&server.live).await;
         tracing::info!("shutting down");
@@ -191,7 +191,7 @@ async fn wait_for_signal(live: &ferrocast::reload::Live) {
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading the config");
                     if let Err(e) = live.reload().await {
-                        tracing::error!(error = %format!("{e:#}"), "config reload failed; the running config stays");
+                        tracing::error!(error = %e, "config reload failed; the running config stays");
                     }
                 }
             }

@@ -91,25 +91,11 @@ async fn connections_per_address_are_bounded() {
         conns.push(c);
     }
     // the fifth is closed at once, before any request is read
-    let mut extra = TcpStream::connect(http).await.unwrap();
-    let _ = extra
-        .write_all(b"GET /live/x/index.m3u8 HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await;
-    let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf))
-        .await
-        .expect("closed, not hung")
-        .unwrap_or(0);
-    assert_eq!(n, 0, "no answer on a connection over the limit");
-    assert_eq!(
-        metric(
-            s.admin_addr,
-            "ferrocast_http_connections_refused_total",
-            &["per_ip"]
-        )
-        .await,
-        1.0
+    assert!(
+        closed_unanswered(http, HTTP_GET, Duration::from_secs(5)).await,
+        "no answer on a connection over the limit"
     );
+    assert_eq!(http_refused(s.admin_addr, "per_ip").await, 1.0);
     // the admitted ones still work, and a closed one frees a place
     assert_eq!(conns[0].get("/live/x/index.m3u8").await.status, 404);
     drop(conns.pop());
@@ -193,5 +179,65 @@ async fn idle_slow_and_oversized_requests_are_dropped() {
     // and the stream was served all along
     assert_eq!(get(http, "/live/cam/video.m3u8").await.status, 200);
     p.close().await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn rtmp_connections_per_address_and_http_connections_in_total_are_bounded() {
+    let s = start_server("[limits]\nrtmp_connections_per_ip = 3\nmax_connections = 3\n").await;
+    let (rtmp, http, admin) = (s.rtmp_addr.expect("rtmp"), s.http_addr, s.admin_addr);
+    // RTMP: three publishers' connections are admitted (one publishes), the fourth is closed
+    let publisher = Publisher::accepted(rtmp, "cam").await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(rtmp).await.unwrap());
+    }
+    eventually("three RTMP connections", Duration::from_secs(5), || async {
+        metric(admin, "ferrocast_ingest_connections", &[]).await == 3.0
+    })
+    .await;
+    assert!(
+        closed_unanswered(rtmp, &[], Duration::from_millis(500)).await,
+        "the fourth RTMP connection is refused"
+    );
+    assert_eq!(
+        metric(
+            admin,
+            "ferrocast_ingest_rejected_total",
+            &["connections_per_ip"]
+        )
+        .await,
+        1.0
+    );
+    drop(held.pop());
+    eventually("an RTMP place frees", Duration::from_secs(5), || async {
+        metric(admin, "ferrocast_ingest_connections", &[]).await == 2.0
+    })
+    .await;
+    assert!(
+        !closed_unanswered(rtmp, &[], Duration::from_millis(500)).await,
+        "a freed place admits again"
+    );
+    publisher.close().await;
+
+    // HTTP: three connections in total, whoever opens them
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        let mut c = Conn::open(http).await;
+        assert_eq!(c.get("/live/x/index.m3u8").await.status, 404);
+        conns.push(c);
+    }
+    assert!(
+        closed_unanswered(http, &[], Duration::from_millis(500)).await,
+        "the fourth HTTP connection is refused"
+    );
+    assert_eq!(http_refused(admin, "total").await, 1.0);
+    assert_eq!(conns[2].get("/live/x/index.m3u8").await.status, 404);
+    drop(conns.pop());
+    eventually("an HTTP place frees", Duration::from_secs(5), || async {
+        metric(admin, "ferrocast_http_connections", &[]).await <= 2.0
+    })
+    .await;
+    assert_eq!(get(http, "/live/x/index.m3u8").await.status, 404);
     s.shutdown().await;
 }

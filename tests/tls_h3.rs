@@ -70,25 +70,25 @@ struct H3 {
 
 impl H3 {
     async fn connect(addr: SocketAddr, cert: &Path) -> H3 {
+        H3::try_connect(addr, cert).await.expect("QUIC handshake")
+    }
+
+    async fn try_connect(addr: SocketAddr, cert: &Path) -> Result<H3, quinn::ConnectionError> {
         let tls = client_tls(cert, &[b"h3"]);
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(
             quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
         )));
-        let conn = endpoint
-            .connect(addr, "localhost")
-            .unwrap()
-            .await
-            .expect("QUIC handshake");
+        let conn = endpoint.connect(addr, "localhost").unwrap().await?;
         let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
             .await
             .unwrap();
         tokio::spawn(async move { driver.wait_idle().await });
-        H3 {
+        Ok(H3 {
             send,
             authority: format!("localhost:{}", addr.port()),
             _endpoint: endpoint,
-        }
+        })
     }
 
     async fn get(&mut self, path: &str) -> HttpResponse {
@@ -180,4 +180,39 @@ async fn https_and_http3_on_origin_and_edge() {
         assert_eq!(h3_requests, 3.0);
     }
     push.await.unwrap();
+}
+
+#[tokio::test]
+async fn http3_connections_count_against_the_shared_limits() {
+    // two connections per address, HTTP/1.1, HTTP/2 and HTTP/3 together
+    let s = start_server("[limits]\nmax_connections_per_ip = 2\n").await;
+    let (h3, cert) = (s.h3_addr.expect("h3"), s.tls_cert.clone().expect("cert"));
+    let mut first = H3::connect(h3, &cert).await;
+    let mut second = H3::connect(h3, &cert).await;
+    for c in [&mut first, &mut second] {
+        assert_eq!(c.get("/live/x/index.m3u8").await.status, 404);
+    }
+    // a third QUIC connection is refused at its first packet
+    let refused = H3::try_connect(h3, &cert).await;
+    assert!(
+        matches!(refused, Err(quinn::ConnectionError::ConnectionClosed(_))),
+        "{:?}",
+        refused.err()
+    );
+    assert_eq!(http_refused(s.admin_addr, "per_ip").await, 1.0);
+    // and so is a TCP connection: the QUIC ones hold the address's places
+    assert!(
+        closed_unanswered(s.http_addr, HTTP_GET, Duration::from_secs(5)).await,
+        "no answer over the limit"
+    );
+    // the admitted ones still work; closing one frees its place
+    assert_eq!(first.get("/live/x/index.m3u8").await.status, 404);
+    drop(second);
+    eventually("a QUIC place frees", Duration::from_secs(10), || async {
+        metric(s.admin_addr, "ferrocast_http_connections", &[]).await <= 1.0
+    })
+    .await;
+    let mut third = H3::connect(h3, &cert).await;
+    assert_eq!(third.get("/live/x/index.m3u8").await.status, 404);
+    s.shutdown().await;
 }

@@ -4,6 +4,7 @@
 //! API answers 403.
 
 use super::{json, AdminState};
+use crate::reload::ReloadError;
 use bytes::Bytes;
 use ferrocast_packager::stream::status::StreamStatus;
 use ferrocast_packager::stream::Stream;
@@ -102,12 +103,14 @@ pub async fn handle(
         },
         (["reload"], &Method::POST) => match state.live.reload().await {
             Ok(report) => json(StatusCode::OK, &report),
-            Err(e) if state.live.source().await.is_none() => {
-                error(StatusCode::CONFLICT, &format!("{e:#}"))
-            }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "config reload refused");
-                error(StatusCode::BAD_REQUEST, &format!("{e:#}"))
+                tracing::warn!(error = %e, "config reload refused; the running config stays");
+                let status = match e {
+                    ReloadError::NoFile => StatusCode::CONFLICT,
+                    ReloadError::Unreadable(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    ReloadError::Invalid(_) => StatusCode::BAD_REQUEST,
+                };
+                error(status, &e.to_string())
             }
         },
         (["server"] | ["streams"] | ["streams", _], _) => not_allowed("GET"),

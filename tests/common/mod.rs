@@ -510,6 +510,12 @@ pub async fn metric(admin: SocketAddr, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// HTTP connections refused at accept for `limit` (`"total"` or `"per_ip"`).
+pub async fn http_refused(admin: SocketAddr, limit: &str) -> f64 {
+    let label = format!("limit=\"{limit}\"");
+    metric(admin, "ferrocast_http_connections_refused_total", &[&label]).await
+}
+
 /// One keep-alive HTTP/1.1 connection (a viewer's connection).
 pub struct Conn {
     sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
@@ -769,6 +775,22 @@ impl Drop for Process {
         let _ = std::fs::remove_file(self.log.with_extension("toml"));
     }
 }
+
+/// Connects to `addr`, sends `hello`, and says whether the server closed the connection
+/// without sending a byte within `within` (a connection refused at accept). A connection that
+/// stays open, silent, for `within` is not closed.
+pub async fn closed_unanswered(addr: SocketAddr, hello: &[u8], within: Duration) -> bool {
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    let _ = c.write_all(hello).await;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, c.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// An HTTP/1.1 request line and headers, for [`closed_unanswered`].
+pub const HTTP_GET: &[u8] = b"GET /live/x/index.m3u8 HTTP/1.1\r\nhost: x\r\n\r\n";
 
 /// Polls `cond` (bounded) until it holds.
 pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)

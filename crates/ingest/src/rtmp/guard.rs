@@ -12,7 +12,9 @@
 //!   messages together, and can underflow a length and panic);
 //! - AMF0 command and data messages nested deeper than [`MAX_AMF_DEPTH`] (`rml_amf0` parses
 //!   them recursively: a deep enough nesting overflows the stack and aborts the process) or
-//!   larger than [`MAX_COMMAND_SIZE`].
+//!   larger than [`MAX_COMMAND_SIZE`];
+//! - more than [`MAX_CREATE_STREAMS`] `createStream` commands (`rml_rtmp` keeps a stream for
+//!   each, with no bound).
 //!
 //! It keeps a few bytes of state per chunk stream and copies only command payloads (bounded).
 //! It follows the chunk stream exactly as `rml_rtmp` 0.8 parses it (including its reading of an
@@ -26,6 +28,8 @@ pub const MAX_CHUNK_STREAMS: usize = 64;
 pub const MAX_AMF_DEPTH: usize = 16;
 /// Largest AMF0 command or data message accepted.
 pub const MAX_COMMAND_SIZE: usize = 64 * 1024;
+/// `createStream` commands one connection may send (a publisher needs one; some retry).
+pub const MAX_CREATE_STREAMS: u32 = 8;
 
 /// Bytes of the client's handshake: C0 (1) + C1 (1536) + C2 (1536).
 const HANDSHAKE_LEN: usize = 1 + 1536 + 1536;
@@ -104,6 +108,9 @@ pub enum GuardError {
     /// An AMF0 command or data message too large.
     #[error("AMF0 message of {0} bytes refused (limit {MAX_COMMAND_SIZE})")]
     CommandSize(u32),
+    /// Too many `createStream` commands.
+    #[error("more than {MAX_CREATE_STREAMS} createStream commands")]
+    TooManyCreateStreams,
 }
 
 /// Header state of one chunk stream (what later compressed headers inherit).
@@ -138,6 +145,8 @@ pub struct ChunkGuard {
     partial: Option<Partial>,
     /// Payload of a message the guard must read (Set Chunk Size, AMF0).
     collected: Vec<u8>,
+    /// `createStream` commands seen.
+    create_streams: u32,
     failed: Option<GuardError>,
 }
 
@@ -154,6 +163,7 @@ impl ChunkGuard {
             payload_left: 0,
             partial: None,
             collected: Vec::new(),
+            create_streams: 0,
             failed: None,
         }
     }
@@ -383,6 +393,12 @@ impl ChunkGuard {
                 if amf0_depth(body, MAX_AMF_DEPTH).is_none() {
                     return Err(GuardError::AmfTooDeep);
                 }
+                if matches!(t, 17 | 20) && body.starts_with(CREATE_STREAM) {
+                    self.create_streams += 1;
+                    if self.create_streams > MAX_CREATE_STREAMS {
+                        return Err(GuardError::TooManyCreateStreams);
+                    }
+                }
             }
             _ => {}
         }
@@ -390,6 +406,9 @@ impl ChunkGuard {
         Ok(())
     }
 }
+
+/// The first AMF0 value of a `createStream` command: its name as a string.
+const CREATE_STREAM: &[u8] = b"\x02\x00\x0ccreateStream";
 
 /// Message types whose payload `rml_rtmp` parses as AMF0: 15 and 18 (data), 17 and 20
 /// (commands).

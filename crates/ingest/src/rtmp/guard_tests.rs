@@ -330,3 +330,35 @@ fn handshake_bytes_are_skipped_across_reads() {
     g.check(&wire).unwrap();
     assert_eq!(g.chunk_size(), 4096);
 }
+
+#[test]
+fn caps_create_stream_commands() {
+    let mut create = vec![0x02, 0x00, 0x0c];
+    create.extend_from_slice(b"createStream");
+    create.push(0x00);
+    create.extend_from_slice(&2f64.to_be_bytes());
+    create.push(0x05);
+    let mut g = guard();
+    let mut ser = ChunkSerializer::new();
+    for i in 0..MAX_CREATE_STREAMS {
+        let wire = ser
+            .serialize(&message(20, i, 0, create.clone()), false, false)
+            .unwrap()
+            .bytes;
+        g.check(&wire).unwrap();
+    }
+    // other commands do not count
+    let wire = ser
+        .serialize(&message(20, 0, 0, nested_command(2)), false, false)
+        .unwrap()
+        .bytes;
+    g.check(&wire).unwrap();
+    let wire = ser
+        .serialize(&message(20, 99, 0, create), false, false)
+        .unwrap()
+        .bytes;
+    assert_eq!(
+        g.check(&wire).unwrap_err(),
+        GuardError::TooManyCreateStreams
+    );
+}

@@ -272,7 +272,6 @@ impl RtmpServer {
             peer,
             kick: Arc::new(tokio::sync::Notify::new()),
         };
-        let kick = conn.kick.clone();
         // no buffer until the first byte, a small one until the connection publishes: idle
         // and handshaking connections (thousands, if someone opens them) hold little
         let mut buf = Vec::new();
@@ -300,10 +299,7 @@ impl RtmpServer {
                 };
                 let n = tokio::select! {
                     biased;
-                    _ = kick.notified() => {
-                        info!("publisher kicked by the operator");
-                        return Err("kicked by the operator".to_string());
-                    }
+                    _ = conn.kick.notified() => return Err(KICKED.to_string()),
                     r = read_into(&socket, &mut buf, size) => match r {
                         Err(e) => return Err(e.to_string()),
                         Ok(0) => return Ok(()),
@@ -345,10 +341,11 @@ impl RtmpServer {
                     keep = conn.authorized(p, decision);
                 }
                 if !conn.out.is_empty() {
-                    socket
-                        .write_all(&conn.out)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    // a publisher that stops reading blocks this write: a kick still ends it
+                    tokio::select! {
+                        r = socket.write_all(&conn.out) => r.map_err(|e| e.to_string())?,
+                        _ = conn.kick.notified() => return Err(KICKED.to_string()),
+                    }
                     conn.out.clear();
                 }
                 keep?;
@@ -427,9 +424,13 @@ struct Connection {
     publish: Option<Publish>,
     pending: Option<PendingPublish>,
     peer: SocketAddr,
-    /// Notified when an operator ends the publish (registered with the stream).
+    /// Notified when an operator ends the publish: a new one for each publish (registered
+    /// with its stream), so a kick meant for an ended publish cannot end the next.
     kick: Arc<tokio::sync::Notify>,
 }
+
+/// Why a kicked publisher's connection ends.
+const KICKED: &str = "kicked by the operator";
 
 impl Connection {
     /// Processes received bytes. An `Err` closes the connection (after `out` is flushed).
@@ -661,6 +662,7 @@ impl Connection {
             }
         };
         info!(stream = %name, "publish started");
+        self.kick = Arc::new(tokio::sync::Notify::new());
         stream.set_publisher(PublisherInfo {
             protocol: "rtmp",
             addr: self.peer,
