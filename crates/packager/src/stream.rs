@@ -895,6 +895,7 @@ impl Stream {
         });
         let audio = g.renditions.iter().find_map(|r| match &r.config {
             TrackConfig::Aac(c) => Some((c.codec_string(), c.channels)),
+            TrackConfig::Opus(c) => Some((c.codec_string(), c.channels)),
             _ => None,
         });
         let backups = g

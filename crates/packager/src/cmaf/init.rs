@@ -13,7 +13,7 @@
 //!       minf
 //!         vmhd | smhd
 //!         dinf/dref/url     self-contained
-//!         stbl              stsd (avc1+avcC | mp4a+esds), empty stts stsc stsz stco
+//!         stbl              stsd (avc1+avcC | mp4a+esds | Opus+dOps), empty stts stsc stsz stco
 //!   mvex
 //!     trex                  track 1, default sample description 1
 //! ```
@@ -22,6 +22,7 @@ use super::writer::{write_box, write_full_box};
 use bytes::{BufMut, Bytes, BytesMut};
 use ferrocast_media::aac::AacConfig;
 use ferrocast_media::avc::AvcConfig;
+use ferrocast_media::opus::{OpusConfig, OPUS_TIMESCALE};
 use ferrocast_media::time::VIDEO_TIMESCALE;
 use ferrocast_media::TrackKind;
 
@@ -32,6 +33,8 @@ pub enum TrackConfig {
     Avc(AvcConfig),
     /// AAC audio.
     Aac(AacConfig),
+    /// Opus audio (48 kHz timescale).
+    Opus(OpusConfig),
 }
 
 impl TrackConfig {
@@ -39,7 +42,7 @@ impl TrackConfig {
     pub fn kind(&self) -> TrackKind {
         match self {
             TrackConfig::Avc(_) => TrackKind::Video,
-            TrackConfig::Aac(_) => TrackKind::Audio,
+            TrackConfig::Aac(_) | TrackConfig::Opus(_) => TrackKind::Audio,
         }
     }
 
@@ -48,6 +51,7 @@ impl TrackConfig {
         match self {
             TrackConfig::Avc(_) => VIDEO_TIMESCALE,
             TrackConfig::Aac(a) => a.sample_rate,
+            TrackConfig::Opus(_) => OPUS_TIMESCALE,
         }
     }
 
@@ -56,6 +60,7 @@ impl TrackConfig {
         match self {
             TrackConfig::Avc(c) => c.codec_string(),
             TrackConfig::Aac(c) => c.codec_string(),
+            TrackConfig::Opus(c) => c.codec_string(),
         }
     }
 }
@@ -112,7 +117,7 @@ fn put_matrix(b: &mut BytesMut) {
 fn write_trak(b: &mut BytesMut, track: &TrackConfig) {
     let (width, height) = match track {
         TrackConfig::Avc(c) => (c.info.width, c.info.height),
-        TrackConfig::Aac(_) => (0, 0),
+        TrackConfig::Aac(_) | TrackConfig::Opus(_) => (0, 0),
     };
     write_full_box(b, b"tkhd", 0, 0x3, |b| {
         b.put_u32(0); // creation_time
@@ -169,6 +174,7 @@ fn write_trak(b: &mut BytesMut, track: &TrackConfig) {
                     match track {
                         TrackConfig::Avc(c) => write_avc1(b, c),
                         TrackConfig::Aac(c) => write_mp4a(b, c),
+                        TrackConfig::Opus(c) => write_opus(b, c),
                     }
                 });
                 write_full_box(b, b"stts", 0, 0, |b| b.put_u32(0));
@@ -202,16 +208,21 @@ fn write_avc1(b: &mut BytesMut, c: &AvcConfig) {
     });
 }
 
+/// The fields every AudioSampleEntry starts with (14496-12 §12.2.3).
+fn put_audio_entry(b: &mut BytesMut, channels: u8, sample_rate: u32) {
+    b.put_bytes(0, 6);
+    b.put_u16(1); // data_reference_index
+    b.put_bytes(0, 8); // reserved
+    b.put_u16(u16::from(channels));
+    b.put_u16(16); // samplesize
+    b.put_u32(0); // pre_defined + reserved
+    b.put_u32(sample_rate.min(0xffff) << 16);
+}
+
 /// `mp4a` AudioSampleEntry with `esds` (ISO/IEC 14496-14 §5.6, 14496-1 §7.2.6.5).
 fn write_mp4a(b: &mut BytesMut, c: &AacConfig) {
     write_box(b, b"mp4a", |b| {
-        b.put_bytes(0, 6);
-        b.put_u16(1); // data_reference_index
-        b.put_bytes(0, 8); // reserved
-        b.put_u16(u16::from(c.channels));
-        b.put_u16(16); // samplesize
-        b.put_u32(0); // pre_defined + reserved
-        b.put_u32(c.sample_rate.min(0xffff) << 16);
+        put_audio_entry(b, c.channels, c.sample_rate);
         write_full_box(b, b"esds", 0, 0, |b| {
             let asc = &c.asc[..];
             let dsi_len = asc.len();
@@ -238,6 +249,14 @@ fn write_mp4a(b: &mut BytesMut, c: &AacConfig) {
     });
 }
 
+/// `Opus` AudioSampleEntry with `dOps` (Encapsulation of Opus in ISOBMFF §4.3).
+fn write_opus(b: &mut BytesMut, c: &OpusConfig) {
+    write_box(b, b"Opus", |b| {
+        put_audio_entry(b, c.channels, OPUS_TIMESCALE);
+        write_box(b, b"dOps", |b| b.put_slice(&c.dops()));
+    });
+}
+
 /// Descriptor lengths as 1-byte values when they fit (all of ours do: an ASC is a few bytes),
 /// else the 4-byte expandable form (14496-1 §8.3.3).
 fn put_descr_len(b: &mut BytesMut, len: usize) {
@@ -249,5 +268,70 @@ fn put_descr_len(b: &mut BytesMut, len: usize) {
         b.put_u8(0x80 | ((len >> 14) & 0x7f) as u8);
         b.put_u8(0x80 | ((len >> 7) & 0x7f) as u8);
         b.put_u8((len & 0x7f) as u8);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The payload of the first box of type `name` found by walking `path` (box types whose
+    /// children are read, with the bytes to skip before the children of each).
+    fn find<'a>(mut data: &'a [u8], path: &[(&[u8; 4], usize)]) -> Option<&'a [u8]> {
+        for (name, skip) in path {
+            let mut found = None;
+            while data.len() >= 8 {
+                let size = u32::from_be_bytes(data[..4].try_into().ok()?) as usize;
+                let body = data.get(8..size)?;
+                if &data[4..8] == *name {
+                    found = Some(body.get(*skip..)?);
+                    break;
+                }
+                data = &data[size..];
+            }
+            data = found?;
+        }
+        Some(data)
+    }
+
+    #[test]
+    fn opus_init_segment() {
+        let c = OpusConfig::webrtc(2).unwrap();
+        let t = TrackConfig::Opus(c.clone());
+        assert_eq!(
+            (t.kind(), t.timescale(), t.codec_string().as_str()),
+            (TrackKind::Audio, 48_000, "opus")
+        );
+        let init = init_segment(&t);
+        let path = [
+            (b"moov", 0),
+            (b"trak", 0),
+            (b"mdia", 0),
+            (b"minf", 0),
+            (b"stbl", 0),
+            (b"stsd", 8), // full box header + entry count
+        ];
+        let stsd = find(&init, &path).expect("stsd");
+        // the Opus sample entry: channels, sample size, 48 kHz, then dOps
+        let entry = find(stsd, &[(b"Opus", 0)]).expect("Opus sample entry");
+        assert_eq!(&entry[16..18], &[0, 2]);
+        assert_eq!(&entry[18..20], &[0, 16]);
+        assert_eq!(&entry[24..28], &(48_000u32 << 16).to_be_bytes());
+        let dops = find(&entry[28..], &[(b"dOps", 0)]).expect("dOps");
+        assert_eq!(dops, &c.dops()[..]);
+        // the media timescale is 48 kHz (mdhd version 0: 12 bytes in)
+        let mdhd = find(
+            &init,
+            &[(b"moov", 0), (b"trak", 0), (b"mdia", 0), (b"mdhd", 0)],
+        )
+        .expect("mdhd");
+        assert_eq!(&mdhd[12..16], &48_000u32.to_be_bytes());
+        // a sound handler
+        let hdlr = find(
+            &init,
+            &[(b"moov", 0), (b"trak", 0), (b"mdia", 0), (b"hdlr", 0)],
+        )
+        .expect("hdlr");
+        assert_eq!(&hdlr[8..12], b"soun");
     }
 }

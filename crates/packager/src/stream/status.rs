@@ -143,6 +143,7 @@ impl Stream {
                     (c.codec_string(), Some((c.info.width, c.info.height)), None)
                 }
                 TrackConfig::Aac(c) => (c.codec_string(), None, Some((c.sample_rate, c.channels))),
+                TrackConfig::Opus(c) => (c.codec_string(), None, Some((48_000, c.channels))),
             };
             Some(TrackStatus {
                 codec,
