@@ -166,8 +166,8 @@ impl Server {
                     idle_timeout: cfg.rtmp.idle_timeout.0,
                     read_interval: cfg.rtmp.read_interval.0,
                     workers: cfg.rtmp.workers,
-                    limits: reload::rtmp_limits(&cfg),
                 },
+                reload::rtmp_limits(&cfg),
                 store.clone(),
                 im.clone(),
                 relay(&cfg, im)?,
@@ -195,7 +195,7 @@ impl Server {
             am,
             rtmp_server,
             policy.admission.clone(),
-        ));
+        )?);
         admin::streams::StreamMetrics::register(&registry, store.clone(), viewers.clone())?;
         tasks.spawn(ferrocast_edge::server::serve(
             http,

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use ferrocast_auth::admission::Admission;
 use ferrocast_auth::playback::SharedPlayback;
 use ferrocast_auth::publish::PublishAuth;
+use ferrocast_auth::secret::SecretTag;
 use ferrocast_auth::AuthMetrics;
 use ferrocast_ingest::rtmp::guard::ChunkLimits;
 use ferrocast_ingest::rtmp::server::{RtmpLimits, RtmpServer};
@@ -86,7 +87,8 @@ pub struct Live {
     auth_metrics: AuthMetrics,
     rtmp: Option<Arc<RtmpServer>>,
     http_admission: Arc<Admission>,
-    admin_token: arc_swap::ArcSwap<String>,
+    /// The admin API token (`None`: the API is off).
+    admin_token: arc_swap::ArcSwapOption<SecretTag>,
     log: parking_lot::Mutex<Option<LogReloader>>,
     /// Held from reading the file to applying it: reloads happen one at a time, in order.
     reloading: tokio::sync::Mutex<()>,
@@ -110,6 +112,14 @@ pub fn rtmp_limits(cfg: &Config) -> RtmpLimits {
     }
 }
 
+/// The admin token as compared (`None` for an empty one: the API is off).
+fn admin_tag(token: &str) -> Result<Option<Arc<SecretTag>>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(SecretTag::new(token.as_bytes())?)))
+}
+
 /// Keys only an ingest uses (no effect on an edge).
 fn ingest_only(key: &str) -> bool {
     key.starts_with("auth.publish.")
@@ -127,18 +137,18 @@ impl Live {
         auth_metrics: AuthMetrics,
         rtmp: Option<Arc<RtmpServer>>,
         http_admission: Arc<Admission>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        Ok(Self {
             publish_auth,
             playback,
             auth_metrics,
             rtmp,
             http_admission,
-            admin_token: arc_swap::ArcSwap::from_pointee(cfg.admin.token.clone()),
+            admin_token: arc_swap::ArcSwapOption::new(admin_tag(&cfg.admin.token)?),
             log: parking_lot::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
             configs: tokio::sync::Mutex::new((cfg.clone(), cfg.clone())),
-        }
+        })
     }
 
     /// Lets reloads change the log filter.
@@ -146,9 +156,9 @@ impl Live {
         *self.log.lock() = Some(f);
     }
 
-    /// The admin API token in force (empty: the API is off).
-    pub fn admin_token(&self) -> arc_swap::Guard<Arc<String>> {
-        self.admin_token.load()
+    /// The admin API token in force (`None`: the API is off).
+    pub fn admin_token(&self) -> Option<Arc<SecretTag>> {
+        self.admin_token.load_full()
     }
 
     /// Reads the config file again and applies it.
@@ -199,6 +209,11 @@ impl Live {
         } else {
             None
         };
+        let admin = if report.applied.iter().any(|k| k == "admin.token") {
+            Some(admin_tag(&next.admin.token)?)
+        } else {
+            None
+        };
         if let Some(i) = report.applied.iter().position(|k| k == "log.level") {
             let set = match &*self.log.lock() {
                 Some(f) => f(&next.log.level).context("log.level")?,
@@ -219,7 +234,9 @@ impl Live {
             next.limits.max_connections,
             next.limits.max_connections_per_ip,
         );
-        self.admin_token.store(Arc::new(next.admin.token.clone()));
+        if let Some(tag) = admin {
+            self.admin_token.store(tag);
+        }
         tracing::info!(
             applied = ?report.applied,
             ignored = ?report.ignored,

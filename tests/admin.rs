@@ -476,13 +476,7 @@ async fn sighup_reloads_the_config_file() {
 async fn grafana_dashboard_queries_parse_and_name_exported_metrics() {
     let secret = "playback-secret-0123456789abcdef";
     let auth = format!("[auth.playback]\nsecret = \"{secret}\"\n");
-    let origin = Node::origin_with(
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-        &[],
-        &auth,
-    );
-    let edge = Node::edge(&[(origin.http, origin.admin)], &auth);
+    let (origin, edge) = Node::origin_and_edge(&auth);
     let rtmp = origin.rtmp.expect("rtmp");
     let p = Publisher::accepted(rtmp, "cam").await;
     let sender = spawn_paced(p, looped_tags(SMALL, 2, 6_000));

@@ -295,13 +295,7 @@ async fn viewers_need_a_signed_url() {
 #[tokio::test]
 async fn edges_check_tokens_and_share_their_cache() {
     let auth = format!("[auth.playback]\nsecret = \"{URL_SECRET}\"\n");
-    let origin = Node::origin_with(
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-        &[],
-        &auth,
-    );
-    let edge = Node::edge(&[(origin.http, origin.admin)], &auth);
+    let (origin, edge) = Node::origin_and_edge(&auth);
     let mut p = Publisher::accepted(origin.rtmp.unwrap(), "cam").await;
     p.send_flv(SMALL, None).await;
     let now = ferrocast_auth::unix_now();

@@ -31,11 +31,6 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json(status, &json!({ "error": message }))
 }
 
-/// Constant-time comparison (the token is a secret; its length is not).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Handles a request whose path starts with `/api/v1/`.
 pub async fn handle(
     state: &AdminState,
@@ -50,18 +45,17 @@ pub async fn handle(
             _ => not_allowed("GET"),
         };
     }
-    let token = state.live.admin_token();
-    if token.is_empty() {
+    let Some(token) = state.live.admin_token() else {
         return error(
             StatusCode::FORBIDDEN,
             "the admin API is off: set admin.token in the config",
         );
-    }
+    };
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(ferrocast_auth::playback::bearer_token);
-    if !presented.is_some_and(|p| same(p.as_bytes(), token.as_bytes())) {
+    if !presented.is_some_and(|p| token.matches(p.as_bytes())) {
         let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -69,7 +63,6 @@ pub async fn handle(
         );
         return r;
     }
-    drop(token);
     let segments: Vec<&str> = rest.split('/').collect();
     match (segments.as_slice(), method) {
         (["server"], &Method::GET) => server(state),
@@ -140,7 +133,7 @@ fn streams(state: &AdminState) -> Vec<StreamStatus> {
 }
 
 fn server(state: &AdminState) -> Response<Full<Bytes>> {
-    let streams = state.store.as_ref().map(|s| s.list().len());
+    let streams = state.store.as_ref().map(|s| s.len());
     json(
         StatusCode::OK,
         &json!({

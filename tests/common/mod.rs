@@ -459,6 +459,15 @@ impl Node {
         ))
     }
 
+    /// An origin and an edge in front of it, both with `extra` (whole sections, e.g. the
+    /// playback auth they share).
+    pub fn origin_and_edge(extra: &str) -> (Node, Node) {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let origin = Node::origin_with(any, any, &[], extra);
+        let edge = Node::edge(&[(origin.http, origin.admin)], extra);
+        (origin, edge)
+    }
+
     /// An edge over `origins` (their HTTP and admin addresses), with extra `[edge]` keys.
     pub fn edge(origins: &[(SocketAddr, SocketAddr)], extra: &str) -> Node {
         let list: Vec<String> = origins

@@ -7,6 +7,7 @@
 //! - [`playback`]: signed URLs ([`signed`]) and JWTs for viewers, checked by origins and edges
 //!   alike without server-side state.
 //! - [`jwt`]: HS256/RS256 token verification.
+//! - [`secret`]: shared secrets compared in constant time (stream keys, the admin token).
 //!
 //! Token and signature checks are sans-IO; only the webhook does IO.
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod playback;
 pub mod publish;
+pub mod secret;
 pub mod signed;
 mod webhook;
 

@@ -1,9 +1,9 @@
 //! The publish hook: every ingest protocol asks it before a stream goes live.
 
 use crate::jwt::Jwt;
+use crate::secret::SecretTag;
 use crate::webhook::Webhook;
 use crate::{AuthError, AuthMetrics};
-use ring::hmac;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,9 +45,8 @@ pub struct PublishAuth {
 
 #[derive(Debug)]
 struct Inner {
-    /// Keys are compared as HMAC tags under a random key: constant time in the key.
-    keys: HashMap<String, hmac::Tag>,
-    tag_key: hmac::Key,
+    /// Keys by stream, compared in constant time.
+    keys: HashMap<String, SecretTag>,
     jwt: Option<Arc<Jwt>>,
     webhook: Option<Webhook>,
     metrics: AuthMetrics,
@@ -65,9 +64,6 @@ struct WebhookBody<'a> {
 impl PublishAuth {
     /// The hook for `cfg`.
     pub fn new(cfg: PublishAuthConfig, metrics: AuthMetrics) -> Result<PublishAuth, AuthError> {
-        let rng = ring::rand::SystemRandom::new();
-        let tag_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
-            .map_err(|_| AuthError::Config("no random numbers".into()))?;
         let mut keys = HashMap::new();
         for (stream, key) in &cfg.keys {
             if key.is_empty() {
@@ -75,7 +71,7 @@ impl PublishAuth {
                     "the publish key of stream {stream:?} is empty"
                 )));
             }
-            keys.insert(stream.clone(), hmac::sign(&tag_key, key.as_bytes()));
+            keys.insert(stream.clone(), SecretTag::new(key.as_bytes())?);
         }
         let webhook = if cfg.webhook.is_empty() {
             None
@@ -85,7 +81,6 @@ impl PublishAuth {
         Ok(PublishAuth {
             inner: Arc::new(arc_swap::ArcSwap::from_pointee(Inner {
                 keys,
-                tag_key,
                 jwt: cfg.jwt,
                 webhook,
                 metrics,
@@ -141,14 +136,14 @@ impl Inner {
         let mut refusal = AuthError::Missing;
         if let Some(c) = credential {
             // the stream's own key, and the "*" key, which is good for every stream
-            for tag in [i.keys.get(req.stream), i.keys.get("*")]
+            for key in [i.keys.get(req.stream), i.keys.get("*")]
                 .into_iter()
                 .flatten()
             {
-                match hmac::verify(&i.tag_key, c.as_bytes(), tag.as_ref()) {
-                    Ok(()) => return Ok("key"),
-                    Err(_) => refusal = AuthError::WrongKey,
+                if key.matches(c.as_bytes()) {
+                    return Ok("key");
                 }
+                refusal = AuthError::WrongKey;
             }
             if let Some(jwt) = &i.jwt {
                 if c.bytes().filter(|&b| b == b'.').count() == 2 {

@@ -5,10 +5,10 @@
 //! edge are counted at the edge (its origin counts the edge as one viewer).
 //!
 //! A client cannot inflate the count by changing its `User-Agent`: an address counts as at most
-//! [`AGENTS_PER_ADDRESS`] viewers of a stream. Memory is
-//! bounded: at most [`MAX_STREAMS`] streams and [`MAX_VIEWERS`] viewers in all are remembered
-//! (counts saturate there, about 48 MB), and clients not seen within the window are forgotten
-//! at least once per window.
+//! [`AGENTS_PER_ADDRESS`] viewers of a stream. Memory is bounded: at most [`MAX_STREAMS`]
+//! streams and [`MAX_VIEWERS`] viewers in all are remembered (counts saturate there; a viewer
+//! is 32 bytes of key and value in a hash map), and clients not seen within the window are
+//! forgotten at least once per window.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;

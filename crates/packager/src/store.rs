@@ -37,6 +37,16 @@ impl Store {
         self.streams.read().get(name).cloned()
     }
 
+    /// How many streams there are (live, waiting for a publisher, or ended and lingering).
+    pub fn len(&self) -> usize {
+        self.streams.read().len()
+    }
+
+    /// Whether there is no stream.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every stream (live, waiting for its publisher, or ended and lingering), by name.
     pub fn list(&self) -> Vec<Arc<Stream>> {
         let mut v: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();

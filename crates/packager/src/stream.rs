@@ -859,29 +859,16 @@ impl Stream {
         let mut peak = 0u64;
         let mut avg = 0u64;
         for r in &g.renditions {
-            let ts = u64::from(r.timescale);
-            let (bytes, dur) = r
-                .bytes_in_window
-                .iter()
-                .fold((0u64, 0i64), |(b, d), (_, dur, size)| {
-                    (b + *size as u64, d + dur)
-                });
-            let rate = |bytes: u64, dur: i64| bytes * 8 * ts / (dur.max(1) as u64);
-            if dur > 0 {
-                avg += rate(bytes, dur);
-                peak += r
-                    .bytes_in_window
-                    .iter()
-                    .map(|(_, d, s)| rate(*s as u64, *d))
-                    .max()
-                    .unwrap_or(0);
-            } else if let Some(o) = &r.open {
-                // before the first segment completes: estimate from the parts so far
-                let b: usize = o.parts.iter().map(|p| p.size).sum();
-                let d: i64 = o.parts.iter().map(|p| p.duration).sum();
-                let est = rate(b as u64, d);
-                avg += est;
-                peak += est * 3 / 2;
+            match r.bitrate(usize::MAX) {
+                Some(Measured::Segments(rate)) => {
+                    avg += rate;
+                    peak += r.peak_segment_bitrate();
+                }
+                Some(Measured::Parts(estimate)) => {
+                    avg += estimate;
+                    peak += estimate * 3 / 2;
+                }
+                None => {}
             }
         }
         let video = g.renditions.iter().find_map(|r| match &r.config {
@@ -940,5 +927,6 @@ fn gen_of(open: &Option<OpenSegment>) -> u32 {
 }
 
 pub mod status;
+use status::Measured;
 #[cfg(test)]
 mod tests;

@@ -39,8 +39,6 @@ pub struct RtmpSettings {
     pub read_interval: Duration,
     /// Worker threads (each a single-threaded runtime) running connections.
     pub workers: usize,
-    /// Limits (changeable while running: [`RtmpServer::set_limits`]).
-    pub limits: RtmpLimits,
 }
 
 /// Limits on publishers. Changed limits apply to connections accepted and publishes begun from
@@ -69,7 +67,6 @@ impl Default for RtmpSettings {
             idle_timeout: Duration::from_secs(30),
             read_interval: Duration::from_millis(40),
             workers: 1,
-            limits: RtmpLimits::default(),
         }
     }
 }
@@ -111,10 +108,11 @@ pub fn valid_stream_name(name: &str) -> bool {
 }
 
 impl RtmpServer {
-    /// A server publishing into `store`, relaying streams through `relay` if given, and
-    /// asking `auth` before each publish.
+    /// A server publishing into `store` under `limits` (changeable: [`RtmpServer::set_limits`]),
+    /// relaying streams through `relay` if given, and asking `auth` before each publish.
     pub fn new(
         settings: RtmpSettings,
+        limits: RtmpLimits,
         store: Arc<Store>,
         metrics: IngestMetrics,
         relay: Option<Relay>,
@@ -123,10 +121,10 @@ impl RtmpServer {
         Arc::new(Self {
             admission: Admission::new(
                 0,
-                settings.limits.max_connections_per_ip,
+                limits.max_connections_per_ip,
                 Some(metrics.connections.clone()),
             ),
-            limits: arc_swap::ArcSwap::from_pointee(settings.limits),
+            limits: arc_swap::ArcSwap::from_pointee(limits),
             settings,
             store,
             metrics,
@@ -270,7 +268,6 @@ impl RtmpServer {
             publish: None,
             pending: None,
             peer,
-            kick: Arc::new(tokio::sync::Notify::new()),
         };
         // no buffer until the first byte, a small one until the connection publishes: idle
         // and handshaking connections (thousands, if someone opens them) hold little
@@ -299,7 +296,7 @@ impl RtmpServer {
                 };
                 let n = tokio::select! {
                     biased;
-                    _ = conn.kick.notified() => return Err(KICKED.to_string()),
+                    _ = kicked(conn.publish.as_ref()) => return Err(KICKED.to_string()),
                     r = read_into(&socket, &mut buf, size) => match r {
                         Err(e) => return Err(e.to_string()),
                         Ok(0) => return Ok(()),
@@ -344,7 +341,7 @@ impl RtmpServer {
                     // a publisher that stops reading blocks this write: a kick still ends it
                     tokio::select! {
                         r = socket.write_all(&conn.out) => r.map_err(|e| e.to_string())?,
-                        _ = conn.kick.notified() => return Err(KICKED.to_string()),
+                        _ = kicked(conn.publish.as_ref()) => return Err(KICKED.to_string()),
                     }
                     conn.out.clear();
                 }
@@ -402,6 +399,9 @@ struct Publish {
     /// Bytes received since `window_start` (bitrate limit; counted only when one is set).
     window_bytes: u64,
     window_start: Instant,
+    /// Notified when an operator ends this publish (registered with its stream; each publish
+    /// has its own, so a kick meant for an ended publish cannot end the next).
+    kick: Arc<tokio::sync::Notify>,
 }
 
 /// A publish request waiting for its authorization.
@@ -424,13 +424,18 @@ struct Connection {
     publish: Option<Publish>,
     pending: Option<PendingPublish>,
     peer: SocketAddr,
-    /// Notified when an operator ends the publish: a new one for each publish (registered
-    /// with its stream), so a kick meant for an ended publish cannot end the next.
-    kick: Arc<tokio::sync::Notify>,
 }
 
 /// Why a kicked publisher's connection ends.
 const KICKED: &str = "kicked by the operator";
+
+/// Resolves when an operator kicks `publish` (never without one).
+async fn kicked(publish: Option<&Publish>) {
+    match publish {
+        Some(p) => p.kick.notified().await,
+        None => std::future::pending().await,
+    }
+}
 
 impl Connection {
     /// Processes received bytes. An `Err` closes the connection (after `out` is flushed).
@@ -662,7 +667,7 @@ impl Connection {
             }
         };
         info!(stream = %name, "publish started");
-        self.kick = Arc::new(tokio::sync::Notify::new());
+        let kick = Arc::new(tokio::sync::Notify::new());
         stream.set_publisher(PublisherInfo {
             protocol: "rtmp",
             addr: self.peer,
@@ -670,7 +675,7 @@ impl Connection {
                 Instant::now(),
                 ferrocast_packager::stream::status::unix_ms(),
             ),
-            kick: self.kick.clone(),
+            kick: kick.clone(),
         });
         server.metrics.publishers.inc();
         let bytes = server.metrics.bytes.with_label_values(&[name.as_str()]);
@@ -689,6 +694,7 @@ impl Connection {
             relay,
             window_bytes: 0,
             window_start: Instant::now(),
+            kick,
         });
         self.session
             .accept(request_id, &mut self.out, &mut self.events)

@@ -1,7 +1,7 @@
 //! What an operator sees of a stream: its state, publisher, tracks, bitrate and position
 //! ([`Stream::status`]), and the handle to end a publisher's session ([`Stream::kick`]).
 
-use super::{Inner, Stream};
+use super::{Rendition, Stream};
 use crate::cmaf::TrackConfig;
 use ferrocast_media::TrackKind;
 use std::net::SocketAddr;
@@ -78,7 +78,7 @@ pub struct StreamStatus {
     pub state: StreamState,
     /// Protocol, address and session start of the publisher, while one is on.
     pub publisher: Option<(&'static str, SocketAddr, Duration, i64)>,
-    /// Since the stream's first publish (and its Unix milliseconds).
+    /// Time since the stream was created (by its first publish).
     pub uptime: Duration,
     /// Unix milliseconds of the stream's creation.
     pub created_ms: i64,
@@ -152,7 +152,9 @@ impl Stream {
                     .then(|| g.timing.and_then(|t| t.frame_rate))
                     .flatten(),
                 audio,
-                bitrate: bitrate(&g, kind),
+                bitrate: r
+                    .bitrate(BITRATE_SEGMENTS)
+                    .map_or(0, Measured::bits_per_second),
             })
         };
         let lead = g
@@ -182,23 +184,51 @@ impl Stream {
     }
 }
 
-/// A track's media bitrate over its last [`BITRATE_SEGMENTS`] segments, or its parts so far.
-fn bitrate(g: &Inner, kind: TrackKind) -> u64 {
-    let Some(r) = g.renditions.iter().find(|r| r.kind == kind) else {
-        return 0;
-    };
-    let recent = r.bytes_in_window.iter().rev().take(BITRATE_SEGMENTS);
-    let (mut bytes, mut dur) = recent.fold((0u64, 0i64), |(b, d), (_, dur, size)| {
-        (b + *size as u64, d + dur)
-    });
-    if dur <= 0 {
-        if let Some(o) = &r.open {
-            bytes = o.parts.iter().map(|p| p.size as u64).sum();
-            dur = o.parts.iter().map(|p| p.duration).sum();
+/// A rendition's media bitrate, and what it was measured over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Measured {
+    /// Complete segments.
+    Segments(u64),
+    /// The parts of the first segment so far (no segment is complete yet).
+    Parts(u64),
+}
+
+impl Measured {
+    fn bits_per_second(self) -> u64 {
+        match self {
+            Measured::Segments(r) | Measured::Parts(r) => r,
         }
     }
-    if dur <= 0 {
-        return 0;
+}
+
+impl Rendition {
+    /// Bits per second of `bytes` lasting `duration` ticks.
+    fn rate(&self, bytes: u64, duration: i64) -> u64 {
+        bytes * 8 * u64::from(self.timescale) / duration.max(1) as u64
     }
-    bytes * 8 * u64::from(r.timescale) / dur as u64
+
+    /// Media bitrate over the last `segments` complete segments (of those the window keeps),
+    /// or before the first one completes, over the parts so far; `None` without media.
+    pub(super) fn bitrate(&self, segments: usize) -> Option<Measured> {
+        let recent = self.bytes_in_window.iter().rev().take(segments);
+        let (bytes, dur) = recent.fold((0u64, 0i64), |(b, d), (_, dur, size)| {
+            (b + *size as u64, d + dur)
+        });
+        if dur > 0 {
+            return Some(Measured::Segments(self.rate(bytes, dur)));
+        }
+        let o = self.open.as_ref()?;
+        let bytes: usize = o.parts.iter().map(|p| p.size).sum();
+        let dur: i64 = o.parts.iter().map(|p| p.duration).sum();
+        (dur > 0).then(|| Measured::Parts(self.rate(bytes as u64, dur)))
+    }
+
+    /// The highest bitrate of one segment the window keeps.
+    pub(super) fn peak_segment_bitrate(&self) -> u64 {
+        self.bytes_in_window
+            .iter()
+            .map(|(_, d, s)| self.rate(*s as u64, *d))
+            .max()
+            .unwrap_or(0)
+    }
 }
