@@ -10,6 +10,7 @@ use ferrocast_media::avc::{contains_idr, AvcConfig};
 use ferrocast_media::flv::{parse_audio, parse_video, AudioTag, VideoTag};
 use ferrocast_media::time::{rescale, RtmpClock, RTMP_TIMESCALE, VIDEO_TIMESCALE};
 use ferrocast_media::{MediaError, MediaUnit, TrackKind};
+use ferrocast_packager::cmaf::AudioConfig;
 use ferrocast_packager::stream::{PublishError, Stream, Tracks};
 use std::time::Instant;
 
@@ -77,7 +78,7 @@ impl FlvToUnits {
     fn tracks(&self) -> Tracks {
         Tracks {
             video: self.video.clone(),
-            audio: self.audio.clone(),
+            audio: self.audio.clone().map(AudioConfig::Aac),
         }
     }
 
@@ -220,7 +221,7 @@ mod tests {
             panic!("{:?}", out[0])
         };
         assert_eq!(tracks.video.as_ref().unwrap().info.width, 320);
-        assert_eq!(tracks.audio.as_ref().unwrap().sample_rate, 48_000);
+        assert_eq!(tracks.audio.as_ref().unwrap().sample_rate(), 48_000);
         let units: Vec<&MediaUnit> = out
             .iter()
             .filter_map(|o| match o {

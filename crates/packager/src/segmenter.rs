@@ -73,6 +73,17 @@ use follower::Follower;
 use gap::Gap;
 use std::time::Duration;
 
+/// The clock of an audio track: its timescale and the duration of one coded frame in it (AAC:
+/// 1024 samples at the sample rate; Opus: 960 ticks of 48 kHz, the 20 ms packets WebRTC
+/// senders use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioClock {
+    /// Ticks per second.
+    pub timescale: u32,
+    /// Ticks per coded frame.
+    pub frame: u32,
+}
+
 /// Longest probe buffer (units) before timing is decided with what is known.
 const MAX_PROBE_UNITS: usize = 4096;
 /// Bound on audio units waiting for the video to open their part.
@@ -241,7 +252,7 @@ pub struct Segmenter {
     cfg: SegmenterConfig,
     lead: TrackKind,
     lead_ts: u32,
-    follower_ts: Option<u32>,
+    follower_ts: Option<AudioClock>,
     probe: Option<Vec<MediaUnit>>,
     run: Option<Running>,
 }
@@ -272,16 +283,20 @@ struct Running {
 
 impl Segmenter {
     /// A segmenter for a stream with the given tracks: `video` says whether there is a video
-    /// track (it then leads), `audio_rate` the audio sample rate if there is audio.
-    pub fn new(cfg: SegmenterConfig, video: bool, audio_rate: Option<u32>) -> Self {
+    /// track (it then leads), `audio` the audio track's clock if there is audio.
+    pub fn new(cfg: SegmenterConfig, video: bool, audio: Option<AudioClock>) -> Self {
         let (lead, lead_ts, follower_ts) = if video {
             (
                 TrackKind::Video,
                 ferrocast_media::time::VIDEO_TIMESCALE,
-                audio_rate,
+                audio,
             )
         } else {
-            (TrackKind::Audio, audio_rate.unwrap_or(48_000), None)
+            (
+                TrackKind::Audio,
+                audio.map_or(48_000, |a| a.timescale),
+                None,
+            )
         };
         Self {
             cfg,
@@ -382,11 +397,11 @@ impl Segmenter {
     }
 
     /// A new publish session of the same stream (a reconnect, or new sequence headers): its
-    /// first keyframe continues the timeline after a discontinuity (rule 6). `audio_rate` is
-    /// the new session's audio sample rate. Returns false when nothing was published yet: the
+    /// first keyframe continues the timeline after a discontinuity (rule 6). `audio` is the
+    /// new session's audio clock. Returns false when nothing was published yet: the
     /// caller then starts the stream afresh with a new segmenter (this one is left as it was),
     /// and no [`Event::Discontinuity`] will come.
-    pub fn resume(&mut self, audio_rate: Option<u32>, out: &mut Vec<Event>) -> bool {
+    pub fn resume(&mut self, audio: Option<AudioClock>, out: &mut Vec<Event>) -> bool {
         let lead = self.lead;
         let Some(run) = &mut self.run else {
             return false;
@@ -395,13 +410,13 @@ impl Segmenter {
             return false;
         }
         run.spacing_check = Some(gap::Spacing::new());
-        if let (Some(rate), Some(f)) = (audio_rate, &mut run.follower) {
-            if self.follower_ts != Some(rate) {
-                f.set_timescale(rate);
-                self.follower_ts = Some(rate);
+        if let (Some(clock), Some(f)) = (audio, &mut run.follower) {
+            if self.follower_ts != Some(clock) {
+                f.set_clock(clock);
+                self.follower_ts = Some(clock);
             }
         }
-        if self.lead == TrackKind::Audio && audio_rate.is_some_and(|r| r != self.lead_ts) {
+        if self.lead == TrackKind::Audio && audio.is_some_and(|a| a.timescale != self.lead_ts) {
             tracing::warn!(
                 was = self.lead_ts,
                 "audio sample rate changed across a reconnect of an audio-only stream: its timing is kept"
@@ -478,11 +493,16 @@ impl Segmenter {
         let part = n * fd;
         let ceil_ms = |ticks: i64| (ticks * 1000 + i64::from(ts) - 1) / i64::from(ts);
         let mut part_ms = ceil_ms(part);
-        if let Some(fts) = self.follower_ts {
-            // longest audio part: whole AAC frames covering a video part (exact arithmetic in
-            // the audio timescale)
+        if let Some(AudioClock {
+            timescale: fts,
+            frame,
+        }) = self.follower_ts
+        {
+            // longest audio part: whole audio frames covering a video part (exact arithmetic
+            // in the audio timescale)
             let part_audio = rescale(part, ts, fts);
-            let audio_max = (part_audio + 1023) / 1024 * 1024;
+            let frame = i64::from(frame.max(1));
+            let audio_max = (part_audio + frame - 1) / frame * frame;
             part_ms = part_ms.max((audio_max * 1000 + i64::from(fts) - 1) / i64::from(fts));
         }
         let timing = Timing {
@@ -509,7 +529,7 @@ impl Segmenter {
             last_dts: i64::MIN,
             align_start: self.cfg.align_start,
             first_key: None,
-            follower: self.follower_ts.map(|fts| Follower::new(fts, ts)),
+            follower: self.follower_ts.map(|clock| Follower::new(clock, ts)),
             next_msn: self.cfg.min_msn,
             gap: None,
             shift: 0,

@@ -13,14 +13,13 @@
 //! discontinuity) or the stream ends. The rule is the segmenter's (rule 6).
 
 use crate::blocking::Position;
-use crate::cmaf::{fragment_header, init_segment, TrackConfig};
+use crate::cmaf::{fragment_header, init_segment, AudioConfig, TrackConfig};
 use crate::epoch::{Epoch, EpochAnswer};
 use crate::metrics::PackagerMetrics;
 use crate::model::{OpenSegment, Part, Segment};
 use crate::playlist::{MediaPlaylist, Multivariant};
 use crate::segmenter::{ClosedPart, Event, Segmenter, SegmenterConfig, Timing};
 use bytes::Bytes;
-use ferrocast_media::aac::AacConfig;
 use ferrocast_media::avc::AvcConfig;
 use ferrocast_media::time::{rescale, VIDEO_TIMESCALE};
 use ferrocast_media::{MediaUnit, TrackKind};
@@ -69,8 +68,8 @@ impl Default for StreamSettings {
 pub struct Tracks {
     /// H.264 configuration.
     pub video: Option<AvcConfig>,
-    /// AAC configuration.
-    pub audio: Option<AacConfig>,
+    /// AAC or Opus configuration.
+    pub audio: Option<AudioConfig>,
 }
 
 /// A rendered text body; its gzip form is made on first use (most versions of a playlist are
@@ -385,7 +384,7 @@ impl Stream {
         };
         let configs = [
             tracks.video.clone().map(TrackConfig::Avc),
-            tracks.audio.clone().map(TrackConfig::Aac),
+            tracks.audio.clone().map(TrackConfig::from),
         ];
         for config in configs.into_iter().flatten() {
             let init = init_segment(&config);
@@ -414,15 +413,15 @@ impl Stream {
                 }
             }
         }
-        let audio_rate = g
+        let audio_clock = g
             .renditions
             .iter()
             .find(|r| r.kind == TrackKind::Audio)
-            .map(|r| r.timescale);
+            .and_then(|r| r.config.audio_clock());
         let (continued, restart) = match &g.segmenter {
             Some(_) if resume => {
                 let mut continued = true;
-                self.with_segmenter(g, |s, ev| continued = s.resume(audio_rate, ev));
+                self.with_segmenter(g, |s, ev| continued = s.resume(audio_clock, ev));
                 (continued, !continued)
             }
             _ => (false, false),
@@ -444,7 +443,7 @@ impl Stream {
             cfg.min_msn = g.next_msn;
             cfg.align_start = !resume || restart;
             let has_video = g.renditions.iter().any(|r| r.kind == TrackKind::Video);
-            g.segmenter = Some(Segmenter::new(cfg, has_video, audio_rate));
+            g.segmenter = Some(Segmenter::new(cfg, has_video, audio_clock));
         }
         g.input_gone = false;
         Ok(())

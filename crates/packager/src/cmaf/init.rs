@@ -19,12 +19,49 @@
 //! ```
 
 use super::writer::{write_box, write_full_box};
+use crate::segmenter::AudioClock;
 use bytes::{BufMut, Bytes, BytesMut};
 use ferrocast_media::aac::AacConfig;
 use ferrocast_media::avc::AvcConfig;
 use ferrocast_media::opus::{OpusConfig, OPUS_TIMESCALE};
 use ferrocast_media::time::VIDEO_TIMESCALE;
 use ferrocast_media::TrackKind;
+
+/// The configuration of an audio track: AAC (RTMP) or Opus (WebRTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioConfig {
+    /// AAC.
+    Aac(AacConfig),
+    /// Opus.
+    Opus(OpusConfig),
+}
+
+impl AudioConfig {
+    /// Sample rate (Opus: always its 48 kHz clock).
+    pub fn sample_rate(&self) -> u32 {
+        match self {
+            AudioConfig::Aac(a) => a.sample_rate,
+            AudioConfig::Opus(_) => OPUS_TIMESCALE,
+        }
+    }
+
+    /// Channel count.
+    pub fn channels(&self) -> u8 {
+        match self {
+            AudioConfig::Aac(a) => a.channels,
+            AudioConfig::Opus(o) => o.channels,
+        }
+    }
+}
+
+impl From<AudioConfig> for TrackConfig {
+    fn from(a: AudioConfig) -> Self {
+        match a {
+            AudioConfig::Aac(c) => TrackConfig::Aac(c),
+            AudioConfig::Opus(c) => TrackConfig::Opus(c),
+        }
+    }
+}
 
 /// The configuration of one track, as needed for its init segment and codec strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +89,21 @@ impl TrackConfig {
             TrackConfig::Avc(_) => VIDEO_TIMESCALE,
             TrackConfig::Aac(a) => a.sample_rate,
             TrackConfig::Opus(_) => OPUS_TIMESCALE,
+        }
+    }
+
+    /// The clock an audio track's frames follow (None for video).
+    pub fn audio_clock(&self) -> Option<AudioClock> {
+        match self {
+            TrackConfig::Avc(_) => None,
+            TrackConfig::Aac(a) => Some(AudioClock {
+                timescale: a.sample_rate,
+                frame: 1024,
+            }),
+            TrackConfig::Opus(_) => Some(AudioClock {
+                timescale: OPUS_TIMESCALE,
+                frame: 960,
+            }),
         }
     }
 

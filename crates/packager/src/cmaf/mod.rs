@@ -10,4 +10,4 @@ pub mod init;
 pub mod writer;
 
 pub use fragment::{fragment_header, FragmentSample};
-pub use init::{init_segment, TrackConfig};
+pub use init::{init_segment, AudioConfig, TrackConfig};

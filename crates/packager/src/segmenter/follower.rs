@@ -1,6 +1,6 @@
 //! The follower: audio parts cut on the video's part boundaries (rule 5 of the segmenter).
 
-use super::{finish, ClosedPart, Event, OpenPart, Pending, MAX_FOLLOWER_QUEUE};
+use super::{finish, AudioClock, ClosedPart, Event, OpenPart, Pending, MAX_FOLLOWER_QUEUE};
 use ferrocast_media::time::rescale;
 use ferrocast_media::{MediaUnit, TrackKind};
 use std::collections::VecDeque;
@@ -34,13 +34,13 @@ pub(super) struct PartRef {
 }
 
 impl Follower {
-    /// Audio in timescale `ts` following a leading track in `lead_ts`.
-    pub(super) fn new(ts: u32, lead_ts: u32) -> Self {
+    /// Audio on `clock` following a leading track in `lead_ts`.
+    pub(super) fn new(clock: AudioClock, lead_ts: u32) -> Self {
         Self {
             track: TrackKind::Audio,
-            ts,
+            ts: clock.timescale,
             lead_ts,
-            fd: 1024,
+            fd: i64::from(clock.frame.max(1)),
             queue: VecDeque::new(),
             parts: VecDeque::new(),
             open: None,
@@ -52,11 +52,13 @@ impl Follower {
         }
     }
 
-    /// The audio sample rate changed (a new session): the timeline continues in the new one.
-    pub(super) fn set_timescale(&mut self, ts: u32) {
+    /// The audio clock changed (a new session): the timeline continues in the new one.
+    pub(super) fn set_clock(&mut self, clock: AudioClock) {
+        let ts = clock.timescale;
         self.end = self.end.map(|e| rescale(e, self.ts, ts));
         self.queue.clear();
         self.ts = ts;
+        self.fd = i64::from(clock.frame.max(1));
     }
 
     /// The input is lost: audio queued beyond the last video part has no part to go to.

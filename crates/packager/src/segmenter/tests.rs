@@ -4,6 +4,18 @@ use super::*;
 use bytes::Bytes;
 use std::time::Duration;
 
+/// AAC at 48 kHz: 1024-sample frames.
+const AAC_48K: AudioClock = AudioClock {
+    timescale: 48_000,
+    frame: 1024,
+};
+
+/// Opus as WebRTC sends it: 20 ms packets on a 48 kHz clock.
+const OPUS: AudioClock = AudioClock {
+    timescale: 48_000,
+    frame: 960,
+};
+
 /// A synthetic RTMP-like input: video at `fps` with a keyframe every `gop` frames, AAC at
 /// 48 kHz, timestamps rounded to milliseconds like RTMP, interleaved by time.
 fn input(from_ms: i64, to_ms: i64, fps: f64, gop: i64, audio: bool) -> Vec<MediaUnit> {
@@ -56,7 +68,7 @@ fn input(from_ms: i64, to_ms: i64, fps: f64, gop: i64, audio: bool) -> Vec<Media
 }
 
 fn run(cfg: SegmenterConfig, units: Vec<MediaUnit>, video: bool, audio: bool) -> Vec<Event> {
-    let mut s = Segmenter::new(cfg, video, audio.then_some(48_000));
+    let mut s = Segmenter::new(cfg, video, audio.then_some(AAC_48K));
     let mut out = Vec::new();
     for u in units {
         s.push(u, &mut out);
@@ -164,6 +176,63 @@ fn steady_30fps_one_second_gop() {
             .collect();
         assert_eq!(ends, vec![0, 1, 2, 3, 4], "{track:?}");
     }
+}
+
+#[test]
+fn opus_follows_video_parts_in_whole_20ms_packets() {
+    // 30 fps video and 20 ms Opus packets, as a WebRTC publisher sends them
+    let mut units: Vec<(i64, MediaUnit)> = input(0, 10_000, 30.0, 30, false)
+        .into_iter()
+        .map(|u| (u.dts / 90, u))
+        .collect();
+    for j in 0..500i64 {
+        let dts = j * 960;
+        let unit = MediaUnit {
+            track: TrackKind::Audio,
+            dts,
+            cts: 0,
+            keyframe: true,
+            data: Bytes::from(vec![0xfc, j as u8]),
+        };
+        units.push((dts / 48, unit));
+    }
+    units.sort_by_key(|(ms, u)| (*ms, u.track == TrackKind::Audio));
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(OPUS));
+    let mut ev = Vec::new();
+    for (_, u) in units {
+        s.push(u, &mut ev);
+    }
+    s.flush(&mut ev);
+    let t = timing(&ev);
+    // 6 video frames = 200 ms; 10 Opus packets cover them exactly (with AAC it is 214)
+    assert_eq!(t.part_target_ms, 200);
+    let vparts = parts(&ev, TrackKind::Video);
+    let aparts = parts(&ev, TrackKind::Audio);
+    assert_eq!(aparts.len(), vparts.len());
+    assert_contiguous(&aparts);
+    for (a, v) in aparts.iter().zip(&vparts) {
+        assert_eq!((a.msn, a.index), (v.msn, v.index));
+        assert!(a.duration <= i64::from(t.part_target_ms) * 48, "{a:?}");
+        assert_eq!(
+            a.duration % 960,
+            0,
+            "part {}.{} splits a packet",
+            a.msn,
+            a.index
+        );
+        assert!(a.samples.iter().all(|x| x.duration == 960));
+        let vstart = v.start * 48_000 / 90_000;
+        assert!((a.start - vstart).abs() <= 480, "{} vs {}", a.start, vstart);
+    }
+    // every packet once, in order
+    let seen: Vec<u8> = aparts
+        .iter()
+        .flat_map(|p| p.samples.iter().map(|x| x.data[1]))
+        .collect();
+    let want: Vec<u8> = (0..seen.len()).map(|j| j as u8).collect();
+    assert_eq!(seen, want);
+    assert!(seen.len() >= 490, "{} packets out", seen.len());
+    assert_eq!(segments(&ev, TrackKind::Audio)[1].2, 96_000);
 }
 
 #[test]
@@ -451,7 +520,7 @@ fn frame_rates_snap_to_standard_rates() {
 #[test]
 fn probe_is_bounded_when_the_leader_never_sends_a_keyframe() {
     // a publisher announces video but only sends audio (and non-key video): memory stays bounded
-    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(AAC_48K));
     let mut out = Vec::new();
     for i in 0..20_000i64 {
         s.push(
@@ -501,7 +570,7 @@ fn stall(s: &mut Segmenter, units: Vec<MediaUnit>, silent_ms: u64, out: &mut Vec
 
 /// 4 s of 30 fps video and audio, then the publisher leaves and `gap_ms` of GAP follows.
 fn published_then_lost(gap_ms: u64) -> (Segmenter, Vec<Event>) {
-    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(AAC_48K));
     let mut ev = Vec::new();
     for u in input(0, 4_000, 30.0, 30, true) {
         s.push(u, &mut ev);
@@ -513,7 +582,7 @@ fn published_then_lost(gap_ms: u64) -> (Segmenter, Vec<Event>) {
 
 #[test]
 fn stalled_input_becomes_gap_parts_on_the_grid() {
-    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(AAC_48K));
     let mut ev = Vec::new();
     // 4 s of media (last frame at 3967 ms), then 3 s of silence
     let input_end = 3_967 * 90;
@@ -596,7 +665,7 @@ fn stalled_input_becomes_gap_parts_on_the_grid() {
 
 #[test]
 fn input_back_on_an_earlier_clock_continues_the_timeline() {
-    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(48_000));
+    let mut s = Segmenter::new(SegmenterConfig::default(), true, Some(AAC_48K));
     let mut ev = Vec::new();
     stall(&mut s, input(0, 4_000, 30.0, 30, true), 1_000, &mut ev);
     let gap_end = parts(&ev, TrackKind::Video)
@@ -630,7 +699,7 @@ fn input_back_on_an_earlier_clock_continues_the_timeline() {
 fn resumed_session_continues_and_remeasures_its_frame_rate() {
     let (mut s, mut ev) = published_then_lost(500);
     // the publisher reconnects at 60 fps, its clock restarted
-    s.resume(Some(48_000), &mut ev);
+    s.resume(Some(AAC_48K), &mut ev);
     assert!(!s.is_probing());
     for u in input(0, 4_000, 60.0, 60, true) {
         s.push(u, &mut ev);
@@ -654,7 +723,7 @@ fn resumed_session_continues_and_remeasures_its_frame_rate() {
 #[test]
 fn a_stall_inside_a_resumed_sessions_first_gop_keeps_the_frame_grid() {
     let (mut s, mut ev) = published_then_lost(300);
-    assert!(s.resume(Some(48_000), &mut ev));
+    assert!(s.resume(Some(AAC_48K), &mut ev));
     // the new session (clock restarted) sends 10 frames, stalls for 1.5 s, then goes on with
     // its clock running: the frame-rate check must not take the stall for frame spacing
     let units = input(0, 6_000, 30.0, 30, true);

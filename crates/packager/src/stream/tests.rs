@@ -2,6 +2,7 @@
 //! for the latency metric).
 
 use super::*;
+use ferrocast_media::aac::AacConfig;
 use ferrocast_media::flv::{parse_audio, parse_video, read_file, AudioTag, FlvTagKind, VideoTag};
 use std::time::Duration;
 
@@ -28,7 +29,9 @@ pub(crate) fn fixture_units(path: &str) -> (Tracks, Vec<MediaUnit>) {
                 _ => {}
             },
             FlvTagKind::Audio => match parse_audio(&tag.body).unwrap() {
-                AudioTag::AacSequenceHeader(a) => tracks.audio = Some(AacConfig::parse(a).unwrap()),
+                AudioTag::AacSequenceHeader(a) => {
+                    tracks.audio = Some(AudioConfig::Aac(AacConfig::parse(a).unwrap()))
+                }
                 AudioTag::AacFrame(data) => units.push(MediaUnit {
                     track: TrackKind::Audio,
                     dts: (i64::from(tag.timestamp) * 48 + 512) / 1024 * 1024,
