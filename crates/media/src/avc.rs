@@ -101,6 +101,38 @@ impl AvcConfig {
         })
     }
 
+    /// The record for one SPS and one PPS received in band (WebRTC sends no record): profile,
+    /// compatibility and level from the SPS, 4-byte NAL lengths. Refuses parameter sets of
+    /// the wrong type or too large for the record's 16-bit lengths, and SPSs it cannot parse.
+    pub fn from_parameter_sets(sps: &[u8], pps: &[u8]) -> Result<Self, MediaError> {
+        const WHAT: &str = "in-band parameter sets";
+        need(WHAT, sps, 4)?;
+        need(WHAT, pps, 1)?;
+        if pps[0] & 0x1f != NAL_PPS {
+            return Err(MediaError::Invalid {
+                what: WHAT,
+                field: "PPS nal_unit_type",
+                value: u64::from(pps[0] & 0x1f),
+            });
+        }
+        let too_long = |n: &[u8]| n.len() > usize::from(u16::MAX);
+        if too_long(sps) || too_long(pps) {
+            return Err(MediaError::Invalid {
+                what: WHAT,
+                field: "parameter set length",
+                value: sps.len().max(pps.len()) as u64,
+            });
+        }
+        let mut r = Vec::with_capacity(11 + sps.len() + pps.len());
+        r.extend_from_slice(&[1, sps[1], sps[2], sps[3], 0xff, 0xe1]);
+        r.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        r.extend_from_slice(sps);
+        r.push(1);
+        r.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+        r.extend_from_slice(pps);
+        Self::parse(Bytes::from(r))
+    }
+
     /// RFC 6381 codec string, e.g. `avc1.64001f`.
     pub fn codec_string(&self) -> String {
         format!(
@@ -325,6 +357,22 @@ pub(crate) mod tests {
         assert_eq!(c.sps.len(), 1);
         assert_eq!(c.pps.len(), 1);
         assert_eq!((c.info.width, c.info.height), (320, 180));
+    }
+
+    #[test]
+    fn record_from_in_band_parameter_sets() {
+        let c = AvcConfig::parse(small_record()).unwrap();
+        let built = AvcConfig::from_parameter_sets(&c.sps[0], &c.pps[0]).unwrap();
+        // the same record as the encoder's own, apart from the length-size byte's reserved bits
+        assert_eq!(built.codec_string(), c.codec_string());
+        assert_eq!(built.sps, c.sps);
+        assert_eq!(built.pps, c.pps);
+        assert_eq!(built.info, c.info);
+        assert_eq!(built.nalu_length_size, 4);
+        assert!(AvcConfig::from_parameter_sets(&c.pps[0], &c.pps[0]).is_err());
+        assert!(AvcConfig::from_parameter_sets(&c.sps[0], &c.sps[0]).is_err());
+        assert!(AvcConfig::from_parameter_sets(&c.sps[0][..2], &c.pps[0]).is_err());
+        assert!(AvcConfig::from_parameter_sets(&c.sps[0], &[]).is_err());
     }
 
     #[test]

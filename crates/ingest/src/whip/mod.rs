@@ -1,0 +1,9 @@
+//! WebRTC ingest over WHIP (RFC 9725).
+//!
+//! - [`sdp`]: what an offer must contain (sans-IO).
+//! - [`rtp`]: reorder buffer and H.264 depacketizer (sans-IO).
+//! - [`convert`]: RTP to media units: timestamps, A/V alignment, track set (sans-IO).
+
+pub mod convert;
+pub mod rtp;
+pub mod sdp;
