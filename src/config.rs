@@ -96,6 +96,8 @@ pub struct Config {
     pub log: LogConfig,
     /// RTMP ingest.
     pub rtmp: RtmpConfig,
+    /// WebRTC ingest over WHIP.
+    pub whip: WhipConfig,
     /// Segmenting and playlists.
     pub packager: PackagerConfig,
     /// HTTP delivery.
@@ -185,6 +187,53 @@ pub struct LogConfig {
     pub level: String,
     /// "text" or "json".
     pub format: String,
+}
+
+/// `[whip]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhipConfig {
+    /// Accept WHIP publishes.
+    pub enabled: bool,
+    /// The address WebRTC media is received on and advertised at.
+    pub ip: std::net::IpAddr,
+    /// The address publishers reach `ip` at through a 1:1 NAT ("" for none).
+    pub public_ip: String,
+    /// UDP ports, one per session: "FIRST-LAST".
+    pub ports: String,
+    /// ICE and DTLS must connect within this.
+    pub connect_timeout: HumanDuration,
+    /// A publisher that sends no media for this long is dropped.
+    pub idle_timeout: HumanDuration,
+}
+
+impl WhipConfig {
+    /// The port range.
+    pub fn port_range(&self) -> Result<(u16, u16)> {
+        let (a, b) = self
+            .ports
+            .split_once('-')
+            .map_or((self.ports.as_str(), self.ports.as_str()), |(a, b)| (a, b));
+        let parse = |p: &str| p.trim().parse::<u16>().ok().filter(|p| *p != 0);
+        match (parse(a), parse(b)) {
+            (Some(a), Some(b)) if a <= b => Ok((a, b)),
+            _ => bail!(
+                "whip.ports: must be \"FIRST-LAST\" (1-65535), not {:?}",
+                self.ports
+            ),
+        }
+    }
+
+    /// The NAT address, if set.
+    pub fn public_ip(&self) -> Result<Option<std::net::IpAddr>> {
+        if self.public_ip.is_empty() {
+            return Ok(None);
+        }
+        self.public_ip
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("whip.public_ip: not an IP address"))
+    }
 }
 
 /// `[rtmp]`.
@@ -427,6 +476,14 @@ impl Config {
                 "packager.window_segments: must be between 6 and 1000, not {}",
                 p.window_segments
             );
+        }
+        self.whip.port_range()?;
+        self.whip.public_ip()?;
+        if self.whip.ip.is_unspecified() {
+            bail!("whip.ip: must be an address of this machine (it is advertised to publishers), not {}", self.whip.ip);
+        }
+        if self.whip.connect_timeout.0.is_zero() || self.whip.idle_timeout.0.is_zero() {
+            bail!("whip.connect_timeout / whip.idle_timeout: must be greater than zero");
         }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
             bail!("rtmp.app: must be a non-empty name without '/'");

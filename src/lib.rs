@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod reload;
+pub mod whip;
 
 use anyhow::{Context, Result};
 use config::Config;
@@ -17,9 +18,10 @@ use ferrocast_edge::service::{Handler, Service};
 use ferrocast_edge::tls::Identity;
 use ferrocast_edge::upstream::{OriginSpec, Upstream, UpstreamConfig};
 use ferrocast_edge::viewers::Viewers;
-use ferrocast_ingest::metrics::IngestMetrics;
+use ferrocast_ingest::metrics::{IngestMetrics, WhipMetrics};
 use ferrocast_ingest::relay::{Relay, RelaySettings, RelayTarget};
 use ferrocast_ingest::rtmp::server::{RtmpServer, RtmpSettings};
+use ferrocast_ingest::whip::server::{WhipServer, WhipSettings};
 use ferrocast_packager::metrics::PackagerMetrics;
 use ferrocast_packager::segmenter::SegmenterConfig;
 use ferrocast_packager::store::Store;
@@ -91,7 +93,7 @@ impl Server {
         };
         let ready = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
-        let (handler, rtmp_addr, store, edge, rtmp_server) = if cfg.role == "edge" {
+        let (handler, rtmp_addr, store, edge, rtmp_server, ingest) = if cfg.role == "edge" {
             let em = EdgeMetrics::new(&registry)?;
             let e = &cfg.edge;
             let origins = e
@@ -129,7 +131,14 @@ impl Server {
                 edge.clone()
                     .sweeper(Duration::from_secs(1), shutdown.clone()),
             );
-            (Handler::Edge(edge.clone()), None, None, Some(edge), None)
+            (
+                Handler::Edge(edge.clone()),
+                None,
+                None,
+                Some(edge),
+                None,
+                None,
+            )
         } else {
             let pm = PackagerMetrics::new(&registry)?;
             let im = IngestMetrics::new(&registry)?;
@@ -174,6 +183,23 @@ impl Server {
                 publish_auth.clone(),
             );
             tasks.spawn(rtmp_server.clone().serve(rtmp, shutdown.clone()));
+            let ingest: Option<Arc<dyn ferrocast_edge::ingest::BodyRoutes>> = if cfg.whip.enabled {
+                let w = WhipServer::new(
+                    WhipSettings {
+                        ip: cfg.whip.ip,
+                        public_ip: cfg.whip.public_ip()?,
+                        ports: cfg.whip.port_range()?,
+                        keyframe_interval: cfg.packager.segment_target.0,
+                        connect_timeout: cfg.whip.connect_timeout.0,
+                        idle_timeout: cfg.whip.idle_timeout.0,
+                    },
+                    rtmp_server.clone(),
+                    WhipMetrics::new(&registry)?,
+                );
+                Some(Arc::new(whip::WhipRoutes::new(w)))
+            } else {
+                None
+            };
             let origin = Origin::new(store.clone(), hm.clone());
             (
                 Handler::Origin(origin),
@@ -181,13 +207,15 @@ impl Server {
                 Some(store),
                 None,
                 Some(rtmp_server),
+                ingest,
             )
         };
-        let service = Arc::new(
-            Service::new(handler.clone(), hm.clone(), None)
-                .with_playback_auth(playback_auth.clone())
-                .with_viewers(viewers.clone()),
-        );
+        let shared = Shared {
+            playback_auth: playback_auth.clone(),
+            viewers: viewers.clone(),
+            ingest,
+        };
+        let service = shared.service(handler.clone(), hm.clone(), None);
         let live = Arc::new(reload::Live::new(
             &cfg,
             publish_auth,
@@ -206,16 +234,8 @@ impl Server {
             Duration::from_secs(3),
         ));
         let (https_addr, h3_addr, tls_cert) = if cfg.https.enabled {
-            let (https_addr, h3_addr, cert) = start_https(
-                &cfg,
-                handler,
-                hm,
-                (playback_auth, viewers.clone()),
-                policy,
-                &shutdown,
-                &mut tasks,
-            )
-            .await?;
+            let (https_addr, h3_addr, cert) =
+                start_https(&cfg, handler, hm, &shared, policy, &shutdown, &mut tasks).await?;
             (Some(https_addr), h3_addr, Some(cert))
         } else {
             (None, None, None)
@@ -283,12 +303,32 @@ fn relay(cfg: &Config, metrics: IngestMetrics) -> Result<Option<Relay>> {
     )))
 }
 
+/// What every listener's router shares.
+struct Shared {
+    playback_auth: SharedPlayback,
+    viewers: Arc<Viewers>,
+    /// The WHIP routes, when this node ingests.
+    ingest: Option<Arc<dyn ferrocast_edge::ingest::BodyRoutes>>,
+}
+
+impl Shared {
+    fn service(&self, handler: Handler, hm: HttpMetrics, h3_port: Option<u16>) -> Arc<Service> {
+        let s = Service::new(handler, hm, h3_port)
+            .with_playback_auth(self.playback_auth.clone())
+            .with_viewers(self.viewers.clone());
+        Arc::new(match &self.ingest {
+            Some(i) => s.with_ingest(i.clone()),
+            None => s,
+        })
+    }
+}
+
 /// Binds HTTPS (TCP) and HTTP/3 (UDP, same port) and starts serving them.
 async fn start_https(
     cfg: &Config,
     handler: Handler,
     hm: HttpMetrics,
-    (playback_auth, viewers): (SharedPlayback, Arc<Viewers>),
+    shared: &Shared,
     policy: ferrocast_edge::server::ConnPolicy,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
@@ -325,11 +365,7 @@ async fn start_https(
         match ferrocast_edge::h3::bind(addr, identity.quic_config()?, policy.idle_timeout) {
             Ok(endpoint) => {
                 let bound = endpoint.local_addr()?;
-                let service = Arc::new(
-                    Service::new(handler.clone(), hm.clone(), None)
-                        .with_playback_auth(playback_auth.clone())
-                        .with_viewers(viewers.clone()),
-                );
+                let service = shared.service(handler.clone(), hm.clone(), None);
                 tasks.spawn(ferrocast_edge::h3::serve(
                     endpoint,
                     service,
@@ -347,11 +383,7 @@ async fn start_https(
     } else {
         None
     };
-    let service = Arc::new(
-        Service::new(handler, hm, h3_addr.map(|a| a.port()))
-            .with_playback_auth(playback_auth)
-            .with_viewers(viewers),
-    );
+    let service = shared.service(handler, hm, h3_addr.map(|a| a.port()));
     let acceptor = tokio_rustls::TlsAcceptor::from(identity.tcp_config()?);
     tasks.spawn(ferrocast_edge::server::serve(
         tcp,

@@ -92,7 +92,7 @@ async fn connection(incoming: quinn::Incoming, service: Arc<Service>) {
         Ok(Err(e)) => return debug!(error = %e, "QUIC handshake failed"),
         Err(_) => return debug!("QUIC handshake timed out"),
     };
-    let peer = conn.remote_address().ip();
+    let peer = conn.remote_address();
     let mut h3c: h3::server::Connection<h3_quinn::Connection, Bytes> =
         match h3::server::Connection::new(h3_quinn::Connection::new(conn)).await {
             Ok(c) => c,
@@ -127,18 +127,46 @@ async fn connection(incoming: quinn::Incoming, service: Arc<Service>) {
 async fn request(
     resolver: h3::server::RequestResolver<h3_quinn::Connection, Bytes>,
     service: &Service,
-    peer: std::net::IpAddr,
+    peer: std::net::SocketAddr,
 ) -> Result<(), h3::error::StreamError> {
     let (req, mut stream) = resolver.resolve_request().await?;
-    let resp = service
-        .handle(
-            req.method(),
-            req.uri(),
-            http::Version::HTTP_3,
-            req.headers(),
-            Some(peer),
-        )
-        .await;
+    let resp = if service.wants_body(req.uri().path()) {
+        let mut body = bytes::BytesMut::new();
+        let mut fits = true;
+        while let Some(mut chunk) = stream.recv_data().await? {
+            use bytes::Buf;
+            if body.len() + chunk.remaining() > crate::ingest::MAX_BODY {
+                fits = false;
+                break;
+            }
+            while chunk.has_remaining() {
+                let c = chunk.chunk();
+                body.extend_from_slice(c);
+                let n = c.len();
+                chunk.advance(n);
+            }
+        }
+        service
+            .handle_body(
+                req.method(),
+                req.uri(),
+                http::Version::HTTP_3,
+                req.headers(),
+                fits.then(|| body.freeze()),
+                peer,
+            )
+            .await
+    } else {
+        service
+            .handle(
+                req.method(),
+                req.uri(),
+                http::Version::HTTP_3,
+                req.headers(),
+                Some(peer.ip()),
+            )
+            .await
+    };
     let (head, mut body) = resp.into_parts();
     stream
         .send_response(http::Response::from_parts(head, ()))

@@ -18,6 +18,7 @@ pub mod body;
 pub mod cache;
 pub mod h3;
 pub mod idle;
+pub mod ingest;
 pub mod metrics;
 pub mod origin;
 pub mod reply;

@@ -81,6 +81,28 @@ pub async fn serve(
         let svc = service_fn(move |req: http::Request<Incoming>| {
             let service = service.clone();
             async move {
+                if service.wants_body(req.uri().path()) {
+                    let (head, body) = req.into_parts();
+                    let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                        body,
+                        crate::ingest::MAX_BODY,
+                    ))
+                    .await
+                    .ok()
+                    .map(|b| b.to_bytes());
+                    return Ok::<_, Infallible>(
+                        service
+                            .handle_body(
+                                &head.method,
+                                &head.uri,
+                                head.version,
+                                &head.headers,
+                                body,
+                                peer,
+                            )
+                            .await,
+                    );
+                }
                 Ok::<_, Infallible>(
                     service
                         .handle(

@@ -4,6 +4,7 @@
 
 use crate::body::ChunkBody;
 use crate::cache::Edge;
+use crate::ingest::{BodyRequest, BodyRoutes};
 use crate::metrics::HttpMetrics;
 use crate::origin::Origin;
 use crate::reply::{volatile, Request};
@@ -39,6 +40,8 @@ pub struct Service {
     auth: SharedPlayback,
     /// Counts clients of each stream's media playlists, when set.
     viewers: Option<std::sync::Arc<Viewers>>,
+    /// Routes with a request body (WHIP), when this node ingests.
+    ingest: Option<std::sync::Arc<dyn BodyRoutes>>,
 }
 
 fn version_label(v: Version) -> &'static str {
@@ -81,7 +84,63 @@ impl Service {
             .expect("static header value"),
             auth: SharedPlayback::default(),
             viewers: None,
+            ingest: None,
         }
+    }
+
+    /// Serves the ingest's routes (WHIP) too.
+    pub fn with_ingest(mut self, ingest: std::sync::Arc<dyn BodyRoutes>) -> Self {
+        self.ingest = Some(ingest);
+        self
+    }
+
+    /// True when a request for `path` goes to the ingest: the listener then reads its body
+    /// and calls [`Service::handle_body`].
+    pub fn wants_body(&self, path: &str) -> bool {
+        self.ingest.as_ref().is_some_and(|i| i.wants(path))
+    }
+
+    /// Answers a request for one of the ingest's routes (see [`Service::wants_body`]).
+    pub async fn handle_body(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        version: Version,
+        headers: &HeaderMap,
+        body: Option<bytes::Bytes>,
+        peer: std::net::SocketAddr,
+    ) -> Response<ChunkBody> {
+        let mut resp = match &self.ingest {
+            Some(i) => {
+                i.handle(BodyRequest {
+                    method,
+                    path: uri.path(),
+                    query: uri.query().unwrap_or(""),
+                    headers,
+                    body,
+                    peer,
+                })
+                .await
+            }
+            None => crate::reply::error(StatusCode::NOT_FOUND, 0, "not found"),
+        };
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Location, ETag, Accept-Patch, Link"),
+        );
+        let len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        self.metrics
+            .requests
+            .with_label_values(&["whip", resp.status().as_str(), version_label(version)])
+            .inc();
+        resp
     }
 
     /// The request metrics (listeners count their connections there too).

@@ -122,3 +122,101 @@ impl IngestMetrics {
         }
     }
 }
+
+/// WHIP metrics.
+#[derive(Clone, Debug)]
+pub struct WhipMetrics {
+    /// WHIP sessions publishing (or connecting) now.
+    pub sessions: prometheus::IntGauge,
+    /// RTP packets received, by track.
+    pub packets: IntCounterVec,
+    /// RTP payload bytes received, by track.
+    pub bytes: IntCounterVec,
+    /// RTP packets never received (gaps given up on), by track.
+    pub lost: IntCounterVec,
+    /// Keyframe requests (PLI) sent.
+    pub plis: prometheus::IntCounter,
+    /// Frames dropped, by reason (`loss`: damaged or waiting for an IDR after a loss;
+    /// `malformed`; `overflow`: the session fell behind its packets).
+    pub dropped: IntCounterVec,
+    /// WHIP requests refused, by reason.
+    pub rejected: IntCounterVec,
+}
+
+impl WhipMetrics {
+    /// Creates and registers the metrics.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self::unregistered();
+        registry.register(Box::new(m.sessions.clone()))?;
+        registry.register(Box::new(m.packets.clone()))?;
+        registry.register(Box::new(m.bytes.clone()))?;
+        registry.register(Box::new(m.lost.clone()))?;
+        registry.register(Box::new(m.plis.clone()))?;
+        registry.register(Box::new(m.dropped.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        for t in ["video", "audio"] {
+            m.packets.with_label_values(&[t]);
+            m.bytes.with_label_values(&[t]);
+            m.lost.with_label_values(&[t]);
+        }
+        for r in ["loss", "malformed", "overflow"] {
+            m.dropped.with_label_values(&[r]);
+        }
+        for r in [
+            "bad_request",
+            "unsupported",
+            "unauthorized",
+            "max_publishers",
+            "already_publishing",
+            "no_port",
+            "failed",
+        ] {
+            m.rejected.with_label_values(&[r]);
+        }
+        Ok(m)
+    }
+
+    /// Unregistered metrics (tests).
+    pub fn unregistered() -> Self {
+        let vec = |n: &str, h: &str, l: &[&str]| {
+            IntCounterVec::new(Opts::new(n, h), l).expect("valid metric")
+        };
+        Self {
+            sessions: prometheus::IntGauge::new(
+                "ferrocast_whip_publishes_active",
+                "WHIP sessions publishing or connecting",
+            )
+            .expect("valid metric"),
+            packets: vec(
+                "ferrocast_whip_rtp_packets_total",
+                "RTP packets received from WHIP publishers",
+                &["track"],
+            ),
+            bytes: vec(
+                "ferrocast_whip_rtp_bytes_total",
+                "RTP payload bytes received from WHIP publishers",
+                &["track"],
+            ),
+            lost: vec(
+                "ferrocast_whip_rtp_packets_lost_total",
+                "RTP packets never received (sequence gaps given up on)",
+                &["track"],
+            ),
+            plis: prometheus::IntCounter::new(
+                "ferrocast_whip_plis_sent_total",
+                "Keyframe requests (RTCP PLI) sent to WHIP publishers",
+            )
+            .expect("valid metric"),
+            dropped: vec(
+                "ferrocast_whip_frames_dropped_total",
+                "Frames dropped from WHIP publishers, by reason",
+                &["reason"],
+            ),
+            rejected: vec(
+                "ferrocast_whip_rejected_total",
+                "WHIP publish requests refused, by reason",
+                &["reason"],
+            ),
+        }
+    }
+}

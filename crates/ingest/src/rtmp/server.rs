@@ -86,14 +86,14 @@ impl Default for RtmpLimits {
 /// Shared state of the server.
 #[derive(Debug)]
 pub struct RtmpServer {
-    settings: RtmpSettings,
-    limits: arc_swap::ArcSwap<RtmpLimits>,
-    store: Arc<Store>,
-    metrics: IngestMetrics,
+    pub(crate) settings: RtmpSettings,
+    pub(crate) limits: arc_swap::ArcSwap<RtmpLimits>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) metrics: IngestMetrics,
     relay: Option<Relay>,
-    auth: PublishAuth,
+    pub(crate) auth: PublishAuth,
     admission: Arc<Admission>,
-    /// Publishers now (for `max_publishers`).
+    /// Publishers now, RTMP and WHIP (for `max_publishers`).
     publishing: AtomicUsize,
 }
 
@@ -108,6 +108,43 @@ pub fn valid_stream_name(name: &str) -> bool {
 }
 
 impl RtmpServer {
+    /// Reserves a publisher place (RTMP and WHIP share `max_publishers`); false when full.
+    pub(crate) fn reserve_publisher(&self) -> bool {
+        let max = self.limits.load().max_publishers;
+        // atomically: connections on other workers publish concurrently
+        self.publishing
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (max == 0 || n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Frees a place taken by [`RtmpServer::reserve_publisher`].
+    pub(crate) fn release_publisher(&self) {
+        self.publishing.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A publisher of `stream` (holding `generation`) is gone: the stream waits out the
+    /// reconnect grace, then ends (EXT-X-ENDLIST) unless a publisher came back, and is removed
+    /// after its linger time.
+    pub(crate) fn end_publish(self: &Arc<Self>, stream: Arc<Stream>, generation: u64) {
+        stream.end_publish();
+        info!(stream = %stream.name(), "publish ended; waiting for a reconnect");
+        let server = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(server.settings.reconnect_grace).await;
+            if !stream.finish(generation) {
+                return; // a publisher came back
+            }
+            info!(stream = %stream.name(), "stream ended (EXT-X-ENDLIST)");
+            server.metrics.forget_stream(stream.name());
+            tokio::time::sleep(server.settings.linger).await;
+            if server.store.remove_if_ended(&stream) {
+                debug!(stream = %stream.name(), "stream removed");
+            }
+        });
+    }
+
     /// A server publishing into `store` under `limits` (changeable: [`RtmpServer::set_limits`]),
     /// relaying streams through `relay` if given, and asking `auth` before each publish.
     pub fn new(
@@ -624,14 +661,7 @@ impl Connection {
         } = p;
         let server = self.server.clone();
         let max = server.limits.load().max_publishers;
-        // reserve the place atomically: connections on other workers publish concurrently
-        let reserved = server
-            .publishing
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (max == 0 || n < max).then_some(n + 1)
-            })
-            .is_ok();
-        if !reserved {
+        if !server.reserve_publisher() {
             server
                 .metrics
                 .rejected
@@ -650,7 +680,7 @@ impl Connection {
         let generation = match stream.claim() {
             Ok(g) => g,
             Err(e) => {
-                server.publishing.fetch_sub(1, Ordering::AcqRel);
+                server.release_publisher();
                 server
                     .metrics
                     .rejected
@@ -746,22 +776,7 @@ impl Connection {
         let Some(p) = self.publish.take() else { return };
         let server = self.server.clone();
         server.metrics.publishers.dec();
-        server.publishing.fetch_sub(1, Ordering::AcqRel);
-        p.stream.end_publish();
-        info!(stream = %p.stream.name(), "publish ended; waiting for a reconnect");
-        let stream = p.stream.clone();
-        let generation = p.generation;
-        tokio::spawn(async move {
-            tokio::time::sleep(server.settings.reconnect_grace).await;
-            if !stream.finish(generation) {
-                return; // a publisher came back
-            }
-            info!(stream = %stream.name(), "stream ended (EXT-X-ENDLIST)");
-            server.metrics.forget_stream(stream.name());
-            tokio::time::sleep(server.settings.linger).await;
-            if server.store.remove_if_ended(&stream) {
-                debug!(stream = %stream.name(), "stream removed");
-            }
-        });
+        server.release_publisher();
+        server.end_publish(p.stream.clone(), p.generation);
     }
 }

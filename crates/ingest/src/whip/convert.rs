@@ -32,8 +32,8 @@ pub const REORDER_WAIT: Duration = Duration::from_millis(150);
 /// Counters of what the conversion dropped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
-    /// RTP packets given up on.
-    pub packets_lost: u64,
+    /// RTP packets given up on: video, audio.
+    pub packets_lost: [u64; 2],
     /// Video frames dropped: damaged by loss, or waiting for an IDR after one.
     pub frames_dropped_loss: u64,
     /// Video frames or audio packets dropped as malformed or oversized.
@@ -228,12 +228,12 @@ impl WhipToUnits {
         for r in released.drain(..) {
             match (kind, r) {
                 (TrackKind::Video, Released::Lost(n)) => {
-                    self.stats.packets_lost += n;
+                    self.stats.packets_lost[0] += n;
                     if let Some((_, d)) = &mut self.video {
                         d.lost();
                     }
                 }
-                (TrackKind::Audio, Released::Lost(n)) => self.stats.packets_lost += n,
+                (TrackKind::Audio, Released::Lost(n)) => self.stats.packets_lost[1] += n,
                 (TrackKind::Video, Released::Packet(p)) => {
                     let mut frames = std::mem::take(&mut self.frames);
                     if let Some((_, d)) = &mut self.video {
