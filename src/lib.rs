@@ -195,6 +195,7 @@ impl Server {
                     },
                     rtmp_server.clone(),
                     WhipMetrics::new(&registry)?,
+                    shutdown.clone(),
                 );
                 Some(Arc::new(whip::WhipRoutes::new(w)))
             } else {

@@ -137,7 +137,7 @@ impl BodyRoutes for WhipRoutes {
                 (&Method::OPTIONS, None) => preflight(ENDPOINT_METHODS),
                 (&Method::OPTIONS, Some(_)) => preflight(SESSION_METHODS),
                 (&Method::POST, None) => self.post(stream, &req).await,
-                (&Method::DELETE, Some(id)) => match self.server.delete(stream, id) {
+                (&Method::DELETE, Some(id)) => match self.server.delete(stream, id).await {
                     Ok(()) => response(StatusCode::OK, None, None, ChunkBody::empty()),
                     Err(e) => error(StatusCode::NOT_FOUND, 0, &e.to_string()),
                 },

@@ -13,11 +13,20 @@ use std::time::Duration;
 use whip_client::*;
 
 fn whip_config(ports: &str) -> String {
-    format!("[whip]\nports = \"{ports}\"\nidle_timeout = \"3s\"\n")
+    format!("[whip]\nports = \"{ports}\"\nidle_timeout = \"3s\"\nconnect_timeout = \"2s\"\n")
 }
 
-/// The samples of each fragment of `seg` (one track), with their sync flags and durations.
-fn samples(init: &Bytes, seg: &Bytes) -> Vec<(Vec<u8>, bool, u32)> {
+/// One sample read back: its bytes, sync flag, decode time and duration.
+#[derive(Debug)]
+struct Sample {
+    data: Vec<u8>,
+    sync: bool,
+    dts: u64,
+    duration: u32,
+}
+
+/// The samples of each fragment of `seg` (one track).
+fn samples(init: &Bytes, seg: &Bytes) -> Vec<Sample> {
     let mut all = init.to_vec();
     all.extend_from_slice(seg);
     let size = all.len() as u64;
@@ -35,16 +44,20 @@ fn samples(init: &Bytes, seg: &Bytes) -> Vec<(Vec<u8>, bool, u32)> {
     assert_eq!(mdats.len(), r.moofs.len());
     let mut out = Vec::new();
     for (moof, mdat) in r.moofs.iter().zip(mdats) {
-        let trun = moof.trafs[0].trun.as_ref().expect("trun");
+        let traf = &moof.trafs[0];
+        let mut dts = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time;
+        let trun = traf.trun.as_ref().expect("trun");
         let mut at = 0usize;
         for i in 0..trun.sample_count as usize {
             let size = trun.sample_sizes[i] as usize;
             let flags = trun.sample_flags.get(i).copied().unwrap_or(0);
-            out.push((
-                mdat[at..at + size].to_vec(),
-                flags & 0x0001_0000 == 0,
-                trun.sample_durations[i],
-            ));
+            out.push(Sample {
+                data: mdat[at..at + size].to_vec(),
+                sync: flags & 0x0001_0000 == 0,
+                dts,
+                duration: trun.sample_durations[i],
+            });
+            dts += u64::from(trun.sample_durations[i]);
             at += size;
         }
         assert_eq!(at, mdat.len(), "mdat holds exactly the trun's samples");
@@ -123,29 +136,34 @@ async fn whip_publish_comes_out_as_llhls() {
 
     let (vinit, vsegs) = rendition(http, "w1", "video").await;
     let vs: Vec<_> = vsegs.iter().flat_map(|s| samples(&vinit, s)).collect();
-    let sent_avcc: HashSet<Vec<u8>> = sent.iter().map(|f| f.avcc()).collect();
-    // every frame sent is there, unchanged, once (the first is an IDR, so none is dropped)
+    // every frame from the first published one on is there, in order, unchanged, once, with
+    // its keyframe flag, 3000 ticks apart (across the RTP timestamp and sequence wraps)
+    let k0 = sent
+        .iter()
+        .position(|f| f.avcc() == vs[0].data)
+        .expect("the first sample was sent");
+    assert!(k0 < 30, "the first {k0} frames are missing");
     assert!(
-        vs.len() >= sent.len() - 30,
+        vs.len() >= sent.len() - k0 - 3,
         "{} of {} frames",
         vs.len(),
         sent.len()
     );
-    for (data, _, d) in &vs {
-        assert!(sent_avcc.contains(data), "a sample that was never sent");
-        assert_eq!(*d, 3000);
+    for (i, s) in vs.iter().enumerate() {
+        assert!(
+            s.data == sent[k0 + i].avcc(),
+            "sample {i} is not frame {}",
+            k0 + i
+        );
+        assert_eq!(s.sync, sent[k0 + i].idr, "keyframe flag of sample {i}");
+        assert_eq!(s.dts, vs[0].dts + 3000 * i as u64);
     }
     for s in &vsegs {
         assert!(
-            samples(&vinit, s)[0].1,
+            samples(&vinit, s)[0].sync,
             "a segment that does not start on a keyframe"
         );
     }
-    let keys = vs.iter().filter(|s| s.1).count();
-    assert_eq!(
-        keys,
-        vs.iter().zip(sent.iter()).filter(|(_, f)| f.idr).count()
-    );
     assert!(vsegs.len() >= 2);
     assert_eq!(ffmpeg_decodes(&vinit, &vsegs, "video"), vs.len());
 
@@ -157,9 +175,27 @@ async fn whip_publish_comes_out_as_llhls() {
         "{} audio packets",
         a.len()
     );
-    assert!(a
-        .iter()
-        .all(|(d, _, dur)| *dur == 960 && packets.iter().any(|p| p[..] == d[..])));
+    assert!(a.iter().all(|s| s.duration == 960));
+    // audio is aligned with video: packet j was sent with video frame j × 20 ms / 33.3 ms, so
+    // its media time is j × 960 ticks after the first frame's (within a packet)
+    let n = packets.len();
+    let j0 = (0..n)
+        .find(|&j| (0..8).all(|i| packets[(j + i) % n][..] == a[i].data[..]))
+        .expect("the first audio samples were sent");
+    let video_ms = |dts: u64| dts as f64 / 90.0;
+    let audio_ms = |dts: u64| dts as f64 / 48.0;
+    let want = video_ms(vs[0].dts) - k0 as f64 * 1000.0 / 30.0 + j0 as f64 * 20.0;
+    assert!(
+        (audio_ms(a[0].dts) - want).abs() <= 25.0,
+        "audio packet {j0} at {} ms, video says {want} ms",
+        audio_ms(a[0].dts)
+    );
+    for (i, s) in a.iter().enumerate() {
+        assert!(
+            s.data[..] == packets[(j0 + i) % packets.len()][..],
+            "audio sample {i}"
+        );
+    }
     assert_eq!(ffmpeg_decodes(&ainit, &asegs, "audio"), a.len());
     // PLIs: one at the start, then one per segment target
     assert!(plis >= 2, "{plis} PLIs");
@@ -195,9 +231,9 @@ async fn loss_and_reordering_give_valid_output() {
     let (vinit, vsegs) = rendition(http, "w2", "video").await;
     let vs: Vec<_> = vsegs.iter().flat_map(|s| samples(&vinit, s)).collect();
     let sent_avcc: HashSet<Vec<u8>> = sent.iter().map(|f| f.avcc()).collect();
-    for (data, _, _) in &vs {
+    for s in &vs {
         assert!(
-            sent_avcc.contains(data),
+            sent_avcc.contains(&s.data),
             "a damaged sample reached the output"
         );
     }
@@ -319,4 +355,45 @@ async fn refusals_are_clear() {
     assert_eq!(r.status, 405);
     c.close().await;
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_release_the_stream_and_the_port() {
+    let server = start_server(&whip_config("21030-21031")).await;
+    let (http, admin) = (server.http_addr, server.admin_addr);
+    let active = || async move { metric(admin, "ferrocast_whip_publishes_active", &[]).await };
+    let a = WhipClient::publish(http, "r1", None).await;
+    let b = WhipClient::publish(http, "r2", None).await;
+    // both ports taken: the next publisher gets 503
+    let (_c, sdp) = offer(true, true).await;
+    let (s, _, body) = post(http, "/live/r3/whip", "application/sdp", None, &sdp).await;
+    assert_eq!(s, 503, "{body}");
+    // DELETE answers once the stream is free: the same name publishes again at once
+    let r = request(http, "DELETE", &a.location, &[]).await;
+    assert_eq!(r.status, 200);
+    a.close().await;
+    let a2 = WhipClient::publish(http, "r1", None).await;
+    assert_eq!(active().await, 2.0);
+    // a publisher that never completes ICE is dropped after connect_timeout (2 s), and its
+    // stream and port are free again
+    let r = request(http, "DELETE", &b.location, &[]).await;
+    assert_eq!(r.status, 200);
+    b.close().await;
+    let (silent, sdp) = offer(true, true).await;
+    let (s, _, _) = post(http, "/live/r4/whip", "application/sdp", None, &sdp).await;
+    assert_eq!(s, 201);
+    eventually(
+        "the silent session ends",
+        Duration::from_secs(6),
+        || async { active().await == 1.0 },
+    )
+    .await;
+    silent.close().await;
+    let r4 = WhipClient::publish(http, "r4", None).await;
+    assert_eq!(active().await, 2.0);
+    // the server's shutdown ends every session
+    let (a2, r4) = (a2, r4);
+    server.shutdown().await;
+    a2.close().await;
+    r4.close().await;
 }

@@ -333,8 +333,9 @@ pub async fn offer(video: bool, audio: bool) -> (WhipClient, String) {
         location: String::new(),
         state: srx,
         plis: plis.clone(),
-        vseq: 1000,
-        aseq: 2000,
+        // both wrap during a test
+        vseq: 65_000,
+        aseq: 65_400,
     };
     if audio {
         let t = track(RtpCodecKind::Audio, ASSRC, &opus);
@@ -463,7 +464,7 @@ impl WhipClient {
         let start = tokio::time::Instant::now();
         let (mut vi, mut ai) = (0u64, 0u64);
         let mut sent = Vec::new();
-        let base_v = 0xfff0_0000u32; // wraps during the test
+        let base_v = 0u32.wrapping_sub(270_000); // wraps after 90 frames
         let base_a = 77_000u32;
         let (nv, na) = (frames.len() as u32, packets.len() as u32);
         let mut a_next = 0u32;

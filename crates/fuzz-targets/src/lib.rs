@@ -43,6 +43,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("aac_config", aac_config),
     ("hls_request", hls_request),
     ("playback_token", playback_token),
+    ("whip_sdp", whip_sdp),
+    ("whip_rtp", whip_rtp),
 ];
 
 /// Limits small enough for the fuzzer to reach them.
@@ -430,4 +432,78 @@ pub fn publisher_wire(tags: &[(bool, u32, Bytes)]) -> (Vec<Vec<u8>>, Vec<u8>) {
         take(vec![r], &mut to_server);
     }
     (rounds, to_server)
+}
+
+/// A WHIP offer body: the checks before a peer connection is built, and the candidate rewrite
+/// an answer goes through.
+pub fn whip_sdp(data: &[u8]) {
+    let _ = ferrocast_ingest::whip::sdp::check_offer(data);
+    let text = String::from_utf8_lossy(data);
+    let _ = ferrocast_ingest::whip::peer::rewrite_candidates(
+        &text,
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::from([203, 0, 113, 9]),
+    );
+}
+
+/// What a WHIP publisher's RTP and RTCP can make of the conversion: records of
+/// `[flags][seq u16][timestamp u32][length u16][payload]` (flags: bit 0 video, bit 1 marker,
+/// bit 2 a sender report for that track instead of a packet (NTP time = the next 8 bytes),
+/// bit 3: 100 ms pass first), all big-endian, into one converter for H.264 + Opus.
+pub fn whip_rtp(data: &[u8]) {
+    let _ = whip_rtp_units(data);
+}
+
+/// [`whip_rtp`], returning how many outputs the converter produced.
+pub fn whip_rtp_units(data: &[u8]) -> usize {
+    use ferrocast_ingest::whip::convert::WhipToUnits;
+    use ferrocast_ingest::whip::rtp::RtpPacket;
+    use ferrocast_media::TrackKind;
+    let mut c = WhipToUnits::new(
+        true,
+        Some(ferrocast_media::opus::OpusConfig::webrtc(2).expect("2 channels")),
+    );
+    let t0 = std::time::Instant::now();
+    let mut now = t0;
+    let mut out = Vec::new();
+    let mut units = 0;
+    let mut pos = 0;
+    let data = Bytes::copy_from_slice(data);
+    while pos + 9 <= data.len() {
+        let flags = data[pos];
+        let seq = u16::from_be_bytes([data[pos + 1], data[pos + 2]]);
+        let ts = u32::from_be_bytes([data[pos + 3], data[pos + 4], data[pos + 5], data[pos + 6]]);
+        let len = usize::from(u16::from_be_bytes([data[pos + 7], data[pos + 8]]));
+        pos += 9;
+        let end = (pos + len).min(data.len());
+        let payload = data.slice(pos..end);
+        pos = end;
+        let kind = if flags & 1 != 0 {
+            TrackKind::Video
+        } else {
+            TrackKind::Audio
+        };
+        if flags & 8 != 0 {
+            now += std::time::Duration::from_millis(100);
+            c.tick(now, &mut out);
+        }
+        if flags & 4 != 0 {
+            let ntp = payload
+                .get(..8)
+                .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+            c.sender_report(kind, ntp, ts);
+            continue;
+        }
+        let packet = RtpPacket {
+            seq,
+            timestamp: ts,
+            marker: flags & 2 != 0,
+            payload,
+        };
+        c.rtp(kind, packet, now, &mut out);
+        units += out.len();
+        out.clear();
+    }
+    c.tick(now + std::time::Duration::from_secs(10), &mut out);
+    units + out.len()
 }

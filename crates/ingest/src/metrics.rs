@@ -5,7 +5,7 @@ use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 /// Ingest metrics. Per-stream series are removed when the stream's publisher leaves.
 #[derive(Clone, Debug)]
 pub struct IngestMetrics {
-    /// Publishers currently connected and publishing.
+    /// Publishers (RTMP and WHIP) currently connected and publishing.
     pub publishers: IntGauge,
     /// RTMP connections open (publishing or not yet).
     pub connections: IntGauge,
@@ -65,7 +65,7 @@ impl IngestMetrics {
         Self {
             publishers: IntGauge::new(
                 "ferrocast_ingest_publishers",
-                "RTMP publishers currently publishing",
+                "Publishers (RTMP and WHIP) currently publishing",
             )
             .expect("valid metric"),
             connections: IntGauge::new(
@@ -137,7 +137,7 @@ pub struct WhipMetrics {
     /// Keyframe requests (PLI) sent.
     pub plis: prometheus::IntCounter,
     /// Frames dropped, by reason (`loss`: damaged or waiting for an IDR after a loss;
-    /// `malformed`; `overflow`: the session fell behind its packets).
+    /// `malformed`; `overflow`: RTP packets the session fell behind on, counted as packets).
     pub dropped: IntCounterVec,
     /// WHIP requests refused, by reason.
     pub rejected: IntCounterVec,

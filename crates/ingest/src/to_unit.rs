@@ -45,9 +45,7 @@ pub fn deliver(
             Output::Start(tracks) => stream.begin_publish(tracks)?,
             Output::Restart(tracks) => {
                 tracing::info!(stream = %stream.name(), "sequence header changed: new init segment and discontinuity");
-                stream.end_publish();
-                generation = stream.claim()?;
-                stream.begin_publish(tracks)?;
+                generation = stream.restart_publish(tracks)?;
             }
             Output::Unit(u) => {
                 counted(&u);

@@ -536,6 +536,27 @@ impl Stream {
         }
     }
 
+    /// The publisher's tracks changed mid-publish (new sequence headers or parameter sets):
+    /// the current input ends and the same publisher goes on with `tracks` after a
+    /// discontinuity, under a new generation (returned). The stream stays claimed throughout
+    /// (no other publisher can take it in between) and keeps its publisher.
+    pub fn restart_publish(&self, tracks: Tracks) -> Result<u64, PublishError> {
+        let generation = {
+            let mut g = self.inner.lock();
+            let g = &mut *g;
+            self.with_segmenter(g, Segmenter::input_lost);
+            g.input_gone = true;
+            g.generation += 1;
+            self.wake.notify_one();
+            for kind in [TrackKind::Video, TrackKind::Audio] {
+                self.publish_view(g, kind);
+            }
+            g.generation
+        };
+        self.begin_publish(tracks)?;
+        Ok(generation)
+    }
+
     /// Ends the stream for good: EXT-X-ENDLIST. Returns false (and does nothing) if a publisher
     /// has come back since publish generation `generation`.
     pub fn finish(&self, generation: u64) -> bool {

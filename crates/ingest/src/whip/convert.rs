@@ -279,6 +279,10 @@ impl WhipToUnits {
                     Err(e) => {
                         tracing::debug!(error = %e, "unusable in-band parameter sets");
                         self.stats.frames_dropped_malformed += 1;
+                        // frames that follow depend on this one
+                        if let Some((_, d)) = &mut self.video {
+                            d.lost();
+                        }
                         return;
                     }
                 }

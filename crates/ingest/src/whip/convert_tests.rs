@@ -28,7 +28,7 @@ fn idr(seq: u16, ts: u32, sps_last: u8) -> Vec<RtpPacket> {
             seq: seq.wrapping_add(1),
             timestamp: ts,
             marker: true,
-            payload: Bytes::from_static(&[0x65, 1, 2]),
+            payload: Bytes::from_static(&[0x65, 0x88, 2]),
         },
     ]
 }
@@ -38,7 +38,7 @@ fn p_frame(seq: u16, ts: u32) -> RtpPacket {
         seq,
         timestamp: ts,
         marker: true,
-        payload: Bytes::from_static(&[0x41, 7]),
+        payload: Bytes::from_static(&[0x41, 0x9a]),
     }
 }
 

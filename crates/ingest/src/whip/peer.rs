@@ -3,6 +3,7 @@
 //! the session (the stack keeps inbound RTCP to itself otherwise).
 
 use super::rtp::RtpPacket;
+use super::server::WhipError;
 use ferrocast_media::TrackKind;
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
@@ -254,14 +255,19 @@ pub(crate) async fn build(
     let pc: Arc<dyn PeerConnection> = Arc::new(pc);
     for (wanted, kind) in [(audio, RtpCodecKind::Audio), (video, RtpCodecKind::Video)] {
         if wanted {
-            pc.add_transceiver_from_kind(
-                kind,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Recvonly,
-                    ..Default::default()
-                }),
-            )
-            .await?;
+            let added = pc
+                .add_transceiver_from_kind(
+                    kind,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            if let Err(e) = added {
+                let _ = pc.close().await; // frees its socket and driver
+                return Err(e);
+            }
         }
     }
     Ok(Peer {
@@ -276,30 +282,32 @@ pub(crate) async fn build(
 impl Peer {
     /// Applies the offer and returns the answer with every local candidate (ICE-lite, no
     /// trickle), within `timeout`.
-    pub(crate) async fn answer(&self, offer: String, timeout: Duration) -> Result<String, String> {
-        let offer = webrtc::peer_connection::RTCSessionDescription::offer(offer)
-            .map_err(|e| e.to_string())?;
+    pub(crate) async fn answer(
+        &self,
+        offer: String,
+        timeout: Duration,
+    ) -> Result<String, WhipError> {
+        let refused = |e: webrtc::error::Error| WhipError::Failed(e.to_string());
+        let internal = |e: webrtc::error::Error| WhipError::Internal(e.to_string());
+        let offer =
+            webrtc::peer_connection::RTCSessionDescription::offer(offer).map_err(refused)?;
         self.pc
             .set_remote_description(offer)
             .await
-            .map_err(|e| e.to_string())?;
-        let answer = self
-            .pc
-            .create_answer(None)
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(refused)?;
+        let answer = self.pc.create_answer(None).await.map_err(refused)?;
         self.pc
             .set_local_description(answer)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(internal)?;
         tokio::time::timeout(timeout, self.gathered.notified())
             .await
-            .map_err(|_| "ICE gathering did not complete".to_string())?;
+            .map_err(|_| WhipError::Internal("ICE gathering did not complete".into()))?;
         self.pc
             .local_description()
             .await
             .map(|d| d.sdp)
-            .ok_or_else(|| "no local description".to_string())
+            .ok_or_else(|| WhipError::Internal("no local description".into()))
     }
 }
 

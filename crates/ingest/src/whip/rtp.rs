@@ -41,9 +41,15 @@ pub struct Reorder {
     /// The highest extended sequence number seen.
     highest: u64,
     held: BTreeMap<u64, RtpPacket>,
+    /// Packets in a row that came "late" (before what was released).
+    late_run: u32,
     /// Packets declared lost so far.
     pub lost: u64,
 }
+
+/// Late packets in a row after which the sender is taken to have restarted its sequence
+/// numbers backwards.
+pub const RESYNC_AFTER: u32 = 64;
 
 /// What the reorder buffer released.
 #[derive(Debug)]
@@ -58,23 +64,32 @@ impl Reorder {
     /// Extends a 16-bit sequence number to 64 bits near the highest seen.
     fn extend(&self, seq: u16) -> u64 {
         if self.next.is_none() {
-            return u64::from(seq) + (1 << 16);
+            // far from 0, so a wrap backwards from the first packet is representable
+            return u64::from(seq) + (1 << 32);
         }
         let h = self.highest;
         let cand = (h & !0xffff) | u64::from(seq);
         // the candidate nearest to the highest seen, across a wrap either way
-        [cand.wrapping_sub(1 << 16), cand, cand + (1 << 16)]
+        [cand - (1 << 16), cand, cand + (1 << 16)]
             .into_iter()
-            .filter(|c| *c >= (1 << 16))
             .min_by_key(|c| c.abs_diff(h))
             .unwrap_or(cand)
     }
 
     /// Takes one packet; released packets (and losses) are appended to `out` in order.
     pub fn push(&mut self, p: RtpPacket, out: &mut Vec<Released>) {
-        let ext = self.extend(p.seq);
+        let mut ext = self.extend(p.seq);
         let next = *self.next.get_or_insert(ext);
-        if ext < next || ext > next + 4 * REORDER_CAPACITY as u64 {
+        if ext < next {
+            self.late_run += 1;
+            if self.late_run < RESYNC_AFTER || !self.held.is_empty() {
+                return; // a late duplicate, or a retransmission after its gap was given up
+            }
+            // the sender went back in its sequence numbers: follow it
+            ext = ((next + (1 << 17)) & !0xffff) | u64::from(p.seq);
+        }
+        self.late_run = 0;
+        if ext > next + 4 * REORDER_CAPACITY as u64 {
             if ext > next && self.held.is_empty() && ext - next > 4 * REORDER_CAPACITY as u64 {
                 // a jump far ahead (the sender restarted its sequence): start again there
                 out.push(Released::Lost(0));
@@ -82,7 +97,7 @@ impl Reorder {
                 self.highest = ext;
                 self.push_in_order(ext, p, out);
             }
-            return; // late duplicate, or nonsense far ahead while packets are held
+            return; // nonsense far ahead while packets are held
         }
         self.highest = self.highest.max(ext);
         self.push_in_order(ext, p, out);
@@ -167,6 +182,8 @@ pub struct H264Depacketizer {
     damaged: Option<Dropped>,
     /// Since a loss: drop frames until an IDR.
     need_idr: bool,
+    /// The current frame's first slice was seen.
+    sliced: bool,
     /// Frames dropped, by cause.
     pub dropped: u64,
 }
@@ -255,6 +272,7 @@ impl H264Depacketizer {
                         return Err(Dropped::Malformed);
                     }
                     let header = (h & 0xe0) | (fu & 0x1f);
+                    self.first_slice(header, b[2])?;
                     self.check_room(5 + b.len())?;
                     self.fu_at = Some(self.data.len());
                     self.data.put_u32(0);
@@ -275,6 +293,20 @@ impl H264Depacketizer {
             }
             _ => Err(Dropped::Malformed), // STAP-B, MTAP, FU-B: not in mode 1; 0, 30, 31 reserved
         }
+    }
+
+    /// The first slice of a frame must begin at its first macroblock (`first_mb_in_slice`, the
+    /// slice header's first field, is ue(v) 0: a single 1 bit); otherwise the frame's start was
+    /// lost (the loss fell between two frames, or the stream was joined mid-frame).
+    fn first_slice(&mut self, header: u8, first_byte: u8) -> Result<(), Dropped> {
+        if !matches!(header & 0x1f, 1 | NAL_IDR) || self.sliced {
+            return Ok(());
+        }
+        self.sliced = true;
+        if first_byte & 0x80 == 0 {
+            return Err(Dropped::Loss);
+        }
+        Ok(())
     }
 
     fn check_room(&self, more: usize) -> Result<(), Dropped> {
@@ -302,6 +334,7 @@ impl H264Depacketizer {
                 if t == NAL_IDR {
                     self.keyframe = true;
                 }
+                self.first_slice(n[0], n.get(1).copied().unwrap_or(0))?;
                 self.check_room(4 + n.len())?;
                 self.data.put_u32(n.len() as u32);
                 self.data.put_slice(&n);
@@ -330,6 +363,7 @@ impl H264Depacketizer {
         };
         let data = std::mem::take(&mut self.data).freeze();
         let keyframe = std::mem::take(&mut self.keyframe);
+        self.sliced = false;
         let ended_inside_fu = self.fu_at.take().is_some();
         let damaged = self
             .damaged

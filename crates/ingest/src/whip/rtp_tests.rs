@@ -81,7 +81,7 @@ fn idr_frame(seq: u16, ts: u32) -> Vec<RtpPacket> {
     }
     vec![
         pkt(seq, ts, false, &stap),
-        pkt(seq + 1, ts, false, &[0x7c, 0x85, 1, 2, 3]),
+        pkt(seq + 1, ts, false, &[0x7c, 0x85, 0x88, 2, 3]),
         pkt(seq + 2, ts, false, &[0x7c, 0x05, 4, 5]),
         pkt(seq + 3, ts, true, &[0x7c, 0x45, 6]),
     ]
@@ -104,7 +104,7 @@ fn stap_a_and_fu_a_become_one_avcc_sample() {
     assert_eq!(out.len(), 1);
     assert!(au.keyframe);
     assert_eq!(au.timestamp, 3000);
-    assert_eq!(&au.data[..], &[0, 0, 0, 7, 0x65, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(&au.data[..], &[0, 0, 0, 7, 0x65, 0x88, 2, 3, 4, 5, 6]);
     assert_eq!(&au.sps.unwrap()[..], &[0x67, 0x42, 0xc0, 0x1e, 0xaa]);
     assert_eq!(au.pps.unwrap().len(), 4);
     assert!(!d.needs_keyframe());
@@ -112,19 +112,19 @@ fn stap_a_and_fu_a_become_one_avcc_sample() {
     let out = run(
         &mut d,
         &[
-            pkt(5, 6000, false, &[0x41, 9]),
+            pkt(5, 6000, false, &[0x41, 0x89]),
             pkt(6, 6000, true, &[0x41, 8]),
         ],
     );
     let au = out[0].clone().unwrap();
     assert!(!au.keyframe && au.sps.is_none());
-    assert_eq!(&au.data[..], &[0, 0, 0, 2, 0x41, 9, 0, 0, 0, 2, 0x41, 8]);
+    assert_eq!(&au.data[..], &[0, 0, 0, 2, 0x41, 0x89, 0, 0, 0, 2, 0x41, 8]);
 }
 
 #[test]
 fn frames_before_the_first_idr_are_dropped() {
     let mut d = H264Depacketizer::new();
-    let out = run(&mut d, &[pkt(1, 0, true, &[0x41, 1])]);
+    let out = run(&mut d, &[pkt(1, 0, true, &[0x41, 0x81])]);
     assert_eq!(out, vec![Err(Dropped::Loss)]);
     assert!(run(&mut d, &idr_frame(2, 3000))[0].is_ok());
 }
@@ -141,7 +141,7 @@ fn a_lost_fragment_drops_frames_until_the_next_idr() {
     assert!(d.needs_keyframe());
     // the following P frame depends on it
     assert_eq!(
-        run(&mut d, &[pkt(5, 3000, true, &[0x41, 1])]),
+        run(&mut d, &[pkt(5, 3000, true, &[0x41, 0x81])]),
         vec![Err(Dropped::Loss)]
     );
     let out = run(&mut d, &idr_frame(6, 6000));
@@ -156,10 +156,40 @@ fn a_frame_whose_marker_was_lost_ends_at_the_next_timestamp() {
     f[3].marker = false;
     let mut out = run(&mut d, &f);
     assert!(out.is_empty());
-    d.push(&pkt(5, 3000, true, &[0x41, 1]), &mut out);
+    d.push(&pkt(5, 3000, true, &[0x41, 0x81]), &mut out);
     assert_eq!(out.len(), 2);
     assert!(out[0].as_ref().unwrap().keyframe);
     assert!(!out[1].as_ref().unwrap().keyframe);
+}
+
+#[test]
+fn a_frame_whose_first_slice_was_lost_is_dropped() {
+    let mut d = H264Depacketizer::new();
+    run(&mut d, &idr_frame(1, 0));
+    // the loss fell between frames: the next frame starts mid-picture (first_mb_in_slice != 0)
+    d.lost();
+    let out = run(&mut d, &[pkt(9, 6000, true, &[0x65, 0x40, 1])]);
+    assert_eq!(out, vec![Err(Dropped::Loss)]);
+    // a stream joined mid-frame
+    let mut d = H264Depacketizer::new();
+    let out = run(&mut d, &[pkt(1, 0, true, &[0x7c, 0x85, 0x20, 1])]);
+    assert_eq!(out, vec![Err(Dropped::Loss)]);
+}
+
+#[test]
+fn reorder_follows_a_sender_that_goes_back_in_its_sequence() {
+    let mut r = Reorder::default();
+    let mut out = Vec::new();
+    r.push(pkt(40_000, 0, false, &[1]), &mut out);
+    for i in 0..RESYNC_AFTER as u16 + 3 {
+        r.push(pkt(30_000 + i, 0, false, &[1]), &mut out);
+    }
+    // the first RESYNC_AFTER - 1 count as late; then the stream is followed again
+    let s = seqs(&out);
+    assert_eq!(s[0], Some(40_000));
+    assert_eq!(s[1], None);
+    assert_eq!(s[2], Some(30_000 + RESYNC_AFTER as u16 - 1));
+    assert_eq!(s.len(), 2 + 4);
 }
 
 #[test]
@@ -187,7 +217,7 @@ fn malformed_payloads_drop_the_frame_without_panic() {
     }
     // a frame that ends inside an FU-A
     let mut d = H264Depacketizer::new();
-    let out = run(&mut d, &[pkt(1, 0, true, &[0x7c, 0x85, 1])]);
+    let out = run(&mut d, &[pkt(1, 0, true, &[0x7c, 0x85, 0x81])]);
     assert_eq!(out, vec![Err(Dropped::Malformed)]);
 }
 
@@ -196,7 +226,12 @@ fn an_oversized_frame_is_refused() {
     let mut d = H264Depacketizer::new();
     run(&mut d, &idr_frame(1, 0));
     let chunk = vec![0u8; 60_000];
-    let mut ps = vec![pkt(5, 3000, false, &[&[0x7c, 0x81][..], &chunk].concat())];
+    let mut ps = vec![pkt(
+        5,
+        3000,
+        false,
+        &[&[0x7c, 0x81, 0x80][..], &chunk].concat(),
+    )];
     for i in 0..80u16 {
         ps.push(pkt(
             6 + i,

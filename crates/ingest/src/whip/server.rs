@@ -81,9 +81,12 @@ pub enum WhipError {
     /// The stream has ended and not yet been removed.
     #[error("stream has just ended; publish again in a moment")]
     Ended,
-    /// The WebRTC stack refused the offer or failed.
+    /// The WebRTC stack refused the offer.
     #[error("WebRTC negotiation failed: {0}")]
     Failed(String),
+    /// The WebRTC stack failed on this side.
+    #[error("WebRTC setup failed: {0}")]
+    Internal(String),
     /// No such session.
     #[error("no such WHIP session")]
     NoSession,
@@ -101,6 +104,7 @@ impl WhipError {
             WhipError::Full | WhipError::NoPort => 503,
             WhipError::Live | WhipError::Ended => 409,
             WhipError::Failed(_) => 400,
+            WhipError::Internal(_) => 500,
             WhipError::NoSession => 404,
         }
     }
@@ -113,7 +117,7 @@ impl WhipError {
             WhipError::Full => "max_publishers",
             WhipError::NoPort => "no_port",
             WhipError::Live | WhipError::Ended => "already_publishing",
-            WhipError::Failed(_) | WhipError::NoSession => "failed",
+            WhipError::Failed(_) | WhipError::Internal(_) | WhipError::NoSession => "failed",
         }
     }
 }
@@ -130,6 +134,8 @@ pub struct Created {
 struct SessionEntry {
     stream: String,
     stop: CancellationToken,
+    /// Cancelled once the session has released the stream and its place.
+    ended: CancellationToken,
 }
 
 /// The WHIP side of the ingest: shares the RTMP server's store, publish auth, publisher
@@ -141,6 +147,8 @@ pub struct WhipServer {
     sessions: parking_lot::Mutex<HashMap<String, SessionEntry>>,
     next_port: AtomicU32,
     random: ring::rand::SystemRandom,
+    /// The server's shutdown: every session ends.
+    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for WhipServer {
@@ -153,8 +161,13 @@ impl std::fmt::Debug for WhipServer {
 }
 
 impl WhipServer {
-    /// A WHIP server publishing through `ingest`.
-    pub fn new(settings: WhipSettings, ingest: Arc<RtmpServer>, metrics: WhipMetrics) -> Arc<Self> {
+    /// A WHIP server publishing through `ingest`, whose sessions end on `shutdown`.
+    pub fn new(
+        settings: WhipSettings,
+        ingest: Arc<RtmpServer>,
+        metrics: WhipMetrics,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         Arc::new(Self {
             settings,
             ingest,
@@ -162,6 +175,7 @@ impl WhipServer {
             sessions: parking_lot::Mutex::new(HashMap::new()),
             next_port: AtomicU32::new(0),
             random: ring::rand::SystemRandom::new(),
+            shutdown,
         })
     }
 
@@ -179,7 +193,16 @@ impl WhipServer {
         client: SocketAddr,
         offer: &[u8],
     ) -> Result<Created, WhipError> {
-        let r = self.try_publish(stream, credential, client, offer).await;
+        // in a task of its own: a request cancelled midway (the client went away) still
+        // completes its session, or releases what it took
+        let (this, name) = (self.clone(), stream.to_string());
+        let (credential, offer) = (credential.map(str::to_string), offer.to_vec());
+        let r = tokio::spawn(async move {
+            this.try_publish(&name, credential.as_deref(), client, &offer)
+                .await
+        })
+        .await
+        .unwrap_or_else(|e| Err(WhipError::Internal(format!("publish task: {e}"))));
         if let Err(e) = &r {
             self.metrics.rejected.with_label_values(&[e.reason()]).inc();
             warn!(stream, %client, error = %e, "WHIP publish refused");
@@ -233,12 +256,14 @@ impl WhipServer {
             }
         };
         let id = self.session_id();
-        let stop = CancellationToken::new();
+        let stop = self.shutdown.child_token();
+        let ended = CancellationToken::new();
         self.sessions.lock().insert(
             id.clone(),
             SessionEntry {
                 stream: name.to_string(),
                 stop: stop.clone(),
+                ended: ended.clone(),
             },
         );
         let kick = Arc::new(tokio::sync::Notify::new());
@@ -267,8 +292,10 @@ impl WhipServer {
             video: None,
             ssrcs: HashMap::new(),
             last_pli: None,
-            last_rtp: None,
+            last_media: None,
             outputs: Vec::new(),
+            ended,
+            overflow: (peer.overflow.clone(), 0),
         };
         tokio::spawn(
             session
@@ -321,7 +348,7 @@ impl WhipServer {
             }
             Err(e) => {
                 let _ = peer.pc.close().await;
-                Err(WhipError::Failed(e))
+                Err(e)
             }
         }
     }
@@ -332,16 +359,21 @@ impl WhipServer {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
-    /// Handles `DELETE /live/{stream}/whip/{id}`: ends the session.
-    pub fn delete(&self, stream: &str, id: &str) -> Result<(), WhipError> {
-        let sessions = self.sessions.lock();
-        match sessions.get(id) {
-            Some(s) if s.stream == stream => {
-                s.stop.cancel();
-                Ok(())
+    /// Handles `DELETE /live/{stream}/whip/{id}`: ends the session, and returns once the
+    /// stream is free for the next publish (or after 5 s).
+    pub async fn delete(&self, stream: &str, id: &str) -> Result<(), WhipError> {
+        let ended = {
+            let sessions = self.sessions.lock();
+            match sessions.get(id) {
+                Some(s) if s.stream == stream => {
+                    s.stop.cancel();
+                    s.ended.clone()
+                }
+                _ => return Err(WhipError::NoSession),
             }
-            _ => Err(WhipError::NoSession),
-        }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), ended.cancelled()).await;
+        Ok(())
     }
 
     /// Whether a session exists (for PATCH answers).
@@ -368,8 +400,13 @@ struct Session {
     video: Option<(Arc<dyn TrackRemote>, u32)>,
     ssrcs: HashMap<u32, TrackKind>,
     last_pli: Option<Instant>,
-    last_rtp: Option<Instant>,
+    /// When media last went into the stream.
+    last_media: Option<Instant>,
     outputs: Vec<Output>,
+    ended: CancellationToken,
+    /// Packets the peer connection dropped because this session fell behind, and how many
+    /// of them are counted already.
+    overflow: (Arc<std::sync::atomic::AtomicU64>, u64),
 }
 
 impl Session {
@@ -383,7 +420,7 @@ impl Session {
         let settings = self.server.settings.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut connected = false;
+        let mut connected: Option<Instant> = None;
         let why = loop {
             tokio::select! {
                 ev = peer.events.recv() => match ev {
@@ -400,11 +437,16 @@ impl Session {
                     if let Err(e) = self.deliver(now) {
                         break e;
                     }
-                    if !connected && now - started > settings.connect_timeout {
-                        break "ICE/DTLS did not connect in time".to_string();
-                    }
-                    if connected && self.last_rtp.unwrap_or(started) + settings.idle_timeout < now {
-                        break "no media: timed out".to_string();
+                    match connected {
+                        None if now - started > settings.connect_timeout => {
+                            break "ICE/DTLS did not connect in time".to_string();
+                        }
+                        // decodable media, not just packets: a video track that never yields
+                        // a keyframe does not hold the stream
+                        Some(at) if self.last_media.unwrap_or(at) + settings.idle_timeout < now => {
+                            break "no decodable media: timed out".to_string();
+                        }
+                        _ => {}
                     }
                     self.keyframe_request(now, settings.keyframe_interval).await;
                 }
@@ -413,11 +455,14 @@ impl Session {
                     match (r, state) {
                         (Err(_), _) => break "peer connection gone".to_string(),
                         (_, RTCPeerConnectionState::Connected) => {
-                            connected = true;
+                            connected.get_or_insert_with(Instant::now);
                             debug!("WebRTC connected");
                         }
-                        (_, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected) => {
+                        (_, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) => {
                             break format!("WebRTC {state}");
+                        }
+                        (_, RTCPeerConnectionState::Disconnected) => {
+                            debug!("WebRTC disconnected: waiting for it to come back or fail");
                         }
                         _ => {}
                     }
@@ -426,8 +471,7 @@ impl Session {
                 _ = kick.notified() => break "kicked".to_string(),
             }
         };
-        let overflow = peer.overflow.load(Ordering::Relaxed);
-        info!(reason = %why, overflow, "WHIP publish ended");
+        info!(reason = %why, "WHIP publish ended");
         let _ = peer.pc.close().await;
         self.end();
     }
@@ -455,7 +499,6 @@ impl Session {
                 m.bytes
                     .with_label_values(&[kind.as_str()])
                     .inc_by(p.payload.len() as u64);
-                self.last_rtp = Some(at);
                 self.converter.rtp(kind, p, at, &mut self.outputs);
                 self.deliver(at)
             }
@@ -478,9 +521,15 @@ impl Session {
             .with_label_values(&["malformed"])
             .inc_by(s.frames_dropped_malformed - was.frames_dropped_malformed);
         self.reported = s;
+        let overflow = self.overflow.0.load(Ordering::Relaxed);
+        m.dropped
+            .with_label_values(&["overflow"])
+            .inc_by(overflow - self.overflow.1);
+        self.overflow.1 = overflow;
         if self.outputs.is_empty() {
             return Ok(());
         }
+        self.last_media = Some(arrival);
         let wall_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
@@ -529,5 +578,6 @@ impl Session {
         server.ingest.metrics.publishers.dec();
         server.ingest.release_publisher();
         server.ingest.end_publish(self.stream, self.generation);
+        self.ended.cancel();
     }
 }
