@@ -742,6 +742,11 @@ impl Process {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The config file the process runs.
     pub fn config_path(&self) -> std::path::PathBuf {
         self.log.with_extension("toml")

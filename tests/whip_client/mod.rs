@@ -238,6 +238,9 @@ pub struct WhipClient {
     pub state: tokio::sync::watch::Receiver<RTCPeerConnectionState>,
     /// Keyframe requests (PLI) received from the server.
     pub plis: Arc<AtomicU64>,
+    /// Bytes of filler data (a NAL unit of type 12, which decoders skip) added to every video
+    /// frame, to send at a higher bitrate than the fixture's.
+    pub pad: usize,
     vseq: u16,
     aseq: u16,
 }
@@ -333,6 +336,7 @@ pub async fn offer(video: bool, audio: bool) -> (WhipClient, String) {
         location: String::new(),
         state: srx,
         plis: plis.clone(),
+        pad: 0,
         // both wrap during a test
         vseq: 65_000,
         aseq: 65_400,
@@ -486,7 +490,16 @@ impl WhipClient {
                 a_next += 1;
             }
             let ts = base_v.wrapping_add(k * 3000);
-            let payloads = packetize(f);
+            let payloads = if self.pad > 0 {
+                let mut padded = f.clone();
+                let mut filler = vec![0x0cu8];
+                filler.resize(1 + self.pad, 0xff);
+                filler.push(0x80);
+                padded.nals.push(Bytes::from(filler));
+                packetize(&padded)
+            } else {
+                packetize(f)
+            };
             let n = payloads.len();
             let mut held: Option<(bool, Bytes, u16)> = None;
             for (i, pl) in payloads.into_iter().enumerate() {
