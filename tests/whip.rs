@@ -397,3 +397,65 @@ async fn sessions_release_the_stream_and_the_port() {
     a2.close().await;
     r4.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_over_https_h2_and_an_admin_kick() {
+    const TOKEN: &str = "admin-token-for-whip-tests-0123";
+    let text = format!(
+        "[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n[log]\nlevel = \"warn\"\n{}",
+        whip_config("21040-21041")
+    );
+    let server = ferrocast::Server::start(ferrocast::config::Config::parse(&text).unwrap())
+        .await
+        .unwrap();
+    let (https, admin) = (server.https_addr.expect("https"), server.admin_addr);
+    let cert = server.tls_cert.clone().expect("cert");
+    // the offer over HTTP/2 with TLS
+    let (mut c, sdp) = offer(true, true).await;
+    let connector =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&cert, &[b"h2"])));
+    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+    let tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post(format!("https://localhost:{}/live/k1/whip", https.port()))
+        .header("content-type", "application/sdp")
+        .body(http_body_util::Full::new(Bytes::from(sdp)))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let r = HttpResponse::read(resp).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    c.connect(&r.headers, r.text()).await;
+    let active = || async move { metric(admin, "ferrocast_whip_publishes_active", &[]).await };
+    assert_eq!(active().await, 1.0);
+    // the admin API kicks a WHIP publisher like an RTMP one
+    let auth = format!("Bearer {TOKEN}");
+    let r = request(
+        admin,
+        "POST",
+        "/api/v1/streams/k1/kick",
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    eventually(
+        "the kicked session ends",
+        Duration::from_secs(5),
+        || async { active().await == 0.0 },
+    )
+    .await;
+    c.close().await;
+    server.shutdown().await;
+}

@@ -415,12 +415,19 @@ impl WhipClient {
         )
         .await;
         assert_eq!(status, 201, "{body}");
+        c.connect(&headers, body).await;
+        c
+    }
+
+    /// Applies a 201 answer and waits until WebRTC is connected.
+    pub async fn connect(&mut self, headers: &http::HeaderMap, answer: String) {
         assert_eq!(headers["content-type"], "application/sdp");
-        c.location = headers["location"].to_str().unwrap().to_string();
-        c.pc.set_remote_description(RTCSessionDescription::answer(body).unwrap())
+        self.location = headers["location"].to_str().unwrap().to_string();
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(answer).unwrap())
             .await
             .unwrap();
-        let mut st = c.state.clone();
+        let mut st = self.state.clone();
         tokio::time::timeout(Duration::from_secs(10), async {
             while *st.borrow_and_update() != RTCPeerConnectionState::Connected {
                 st.changed().await.unwrap();
@@ -428,7 +435,6 @@ impl WhipClient {
         })
         .await
         .expect("WebRTC connects");
-        c
     }
 
     async fn send(&mut self, video: bool, ts: u32, marker: bool, payload: Bytes) {
