@@ -42,8 +42,8 @@ json() {
     console.log(v !== null && typeof v === "object" ? JSON.stringify(v) : String(v ?? null));' "$1"
 }
 
-ports=$(node -e 'const n=require("net");const p=[];let k=0;for(let i=0;i<2;i++){const s=n.createServer();s.listen(0,"127.0.0.1",()=>{p.push(s.address().port);s.close();if(++k===2)console.log(p.join(" "))})}')
-read -r rtmp_port http_port <<<"$ports"
+ports=$(node -e 'const n=require("net");const p=[];let k=0;for(let i=0;i<3;i++){const s=n.createServer();s.listen(0,"127.0.0.1",()=>{p.push(s.address().port);s.close();if(++k===3)console.log(p.join(" "))})}')
+read -r rtmp_port http_port admin_port <<<"$ports"
 cat >"$work/ferrocast.toml" <<CFG
 [log]
 level = "info"
@@ -54,7 +54,7 @@ listen = "127.0.0.1:$http_port"
 [https]
 listen = "127.0.0.1:0"
 [admin]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:$admin_port"
 [whip]
 ports = "22000-22009"
 [auth.publish]
@@ -118,6 +118,16 @@ if [ "$pub_rc" -eq 0 ] && [ "$(json deleted <<<"$pj")" = 200 ]; then
   pass "Chromium sent $(json framesSent <<<"$pj") frames ($(json keyFramesEncoded <<<"$pj") keyframes for $(json pliCount <<<"$pj") PLIs) and ended with DELETE (200)"
 else
   fail "publisher (exit $pub_rc): $pj"
+fi
+metric() { curl -s "http://127.0.0.1:$admin_port/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+malformed=$(metric 'ferrocast_whip_frames_dropped_total{reason="malformed"}')
+loss=$(metric 'ferrocast_whip_frames_dropped_total{reason="loss"}')
+lost=$(metric 'ferrocast_whip_rtp_packets_lost_total{track="video"}')
+plis=$(metric 'ferrocast_whip_plis_sent_total')
+if [ "${malformed:-x}" = 0 ]; then
+  pass "nothing Chromium sent was malformed to the depacketizer (frames dropped for loss: $loss, video packets lost: $lost, PLIs sent: $plis)"
+else
+  fail "frames dropped as malformed: ${malformed:-no metric} (loss: $loss, lost packets: $lost)"
 fi
 echo "whip interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

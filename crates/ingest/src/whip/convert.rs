@@ -249,7 +249,10 @@ impl WhipToUnits {
                     self.frames = frames;
                 }
                 (TrackKind::Audio, Released::Packet(p)) => {
-                    if p.payload.is_empty() || packet_duration(&p.payload).is_err() {
+                    if p.payload.is_empty() {
+                        continue; // padding only
+                    }
+                    if packet_duration(&p.payload).is_err() {
                         self.stats.frames_dropped_malformed += 1;
                         continue;
                     }

@@ -214,6 +214,11 @@ impl H264Depacketizer {
     /// Takes the next packet in order. A finished frame goes to `out` (`Ok`), or its drop is
     /// reported (`Err`).
     pub fn push(&mut self, p: &RtpPacket, out: &mut Vec<Result<AccessUnit, Dropped>>) {
+        if p.payload.is_empty() {
+            // padding only: senders probe bandwidth with these (Chrome does, on the media
+            // SSRC, with the last frame's timestamp); no media, nothing damaged
+            return;
+        }
         if self.cur.is_some_and(|t| t != p.timestamp) {
             // a new timestamp without the previous frame's marker: that frame is complete
             // as far as it goes (its marker packet may have been the one lost)

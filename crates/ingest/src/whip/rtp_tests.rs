@@ -163,6 +163,19 @@ fn a_frame_whose_marker_was_lost_ends_at_the_next_timestamp() {
 }
 
 #[test]
+fn padding_only_packets_are_skipped() {
+    // Chrome probes bandwidth with padding-only packets carrying the last frame's timestamp
+    let mut d = H264Depacketizer::new();
+    let mut out = run(&mut d, &idr_frame(1, 0));
+    d.push(&pkt(5, 0, false, &[]), &mut out);
+    d.push(&pkt(6, 0, false, &[]), &mut out);
+    d.push(&pkt(7, 3000, true, &[0x41, 0x81]), &mut out);
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    assert_eq!(d.dropped, 0);
+}
+
+#[test]
 fn a_frame_whose_first_slice_was_lost_is_dropped() {
     let mut d = H264Depacketizer::new();
     run(&mut d, &idr_frame(1, 0));
@@ -194,8 +207,7 @@ fn reorder_follows_a_sender_that_goes_back_in_its_sequence() {
 
 #[test]
 fn malformed_payloads_drop_the_frame_without_panic() {
-    let bad: [&[u8]; 9] = [
-        &[],
+    let bad: [&[u8]; 8] = [
         &[0x78, 0],          // STAP-A with a truncated length
         &[0x78, 0, 9, 0x65], // STAP-A length past the end
         &[0x78, 0, 0],       // STAP-A zero length
