@@ -36,6 +36,16 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / hz
 }
 
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 /// The video rendition's latency histogram: (upper bound, cumulative count) per bucket.
 async fn latency_buckets(admin: std::net::SocketAddr) -> Vec<(f64, f64)> {
     let text = get(admin, "/metrics").await.text();
@@ -90,6 +100,7 @@ async fn whip_publishers_cpu_and_latency() {
         "[rtmp]\nlisten = \"{rtmp}\"\n[http]\nlisten = \"{http}\"\n[https]\nenabled = false\n[admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"warn\"\n[whip]\nports = \"23000-23099\"\n"
     );
     let server = Process::start(&config, rtmp, http, admin).await;
+    let rss0 = rss_mib(server.pid());
     // 1.5 Mbit/s per publisher: the fixture's frames plus filler, with Opus at ~96 kbit/s
     let frames = h264_frames();
     let avg = frames.iter().map(|f| f.avcc().len()).sum::<usize>() / frames.len();
@@ -130,6 +141,7 @@ async fn whip_publishers_cpu_and_latency() {
     let b0 = bytes().await;
     tokio::time::sleep(Duration::from_secs(secs - 5)).await;
     let (cpu1, wall) = (cpu_seconds(server.pid()), t0.elapsed().as_secs_f64());
+    let rss1 = rss_mib(server.pid());
     let lat1 = latency_buckets(admin).await;
     let b1 = bytes().await;
     let lost = metric(
@@ -147,11 +159,12 @@ async fn whip_publishers_cpu_and_latency() {
     let mbps = (b1 - b0) * 8.0 / wall / n as f64 / 1e6;
     let cpu = (cpu1 - cpu0) / wall;
     println!(
-        "WHIP load: {n} publishers, {mbps:.2} Mbit/s RTP payload each, {wall:.0} s measured: server CPU {:.1} % of one core in total, {:.2} % per publisher; part latency (RTP arrival of the last frame → part servable, bucket bounds) p50 ≤ {} ms, p99 ≤ {} ms; video packets lost {lost}, frames dropped for loss {dropped}",
+        "WHIP load: {n} publishers, {mbps:.2} Mbit/s RTP payload each, {wall:.0} s measured: server CPU {:.1} % of one core in total, {:.2} % per publisher; part latency (RTP arrival of the last frame → part servable, bucket bounds) p50 ≤ {} ms, p99 ≤ {} ms; video packets lost {lost}, frames dropped for loss {dropped}; RSS {rss0:.0} → {rss1:.0} MiB ({:.1} MiB per publisher, its stream's window of segments included)",
         cpu * 100.0,
         cpu * 100.0 / n as f64,
         quantile(&lat0, &lat1, 0.5) * 1000.0,
         quantile(&lat0, &lat1, 0.99) * 1000.0,
+        (rss1 - rss0) / n as f64,
     );
     // every stream is live with parts
     for i in 0..n {
@@ -167,4 +180,35 @@ async fn whip_publishers_cpu_and_latency() {
         t.await.unwrap().close().await;
     }
     drop(server);
+}
+
+/// Sessions come and go without leaving memory behind: 60 publishes (connect, then DELETE) of
+/// one stream name; the server's RSS after the first 20 and after all 60.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn whip_sessions_release_their_memory() {
+    let (rtmp, http, admin) = (free_addr(), free_addr(), free_addr());
+    let config = format!(
+        "[rtmp]\nlisten = \"{rtmp}\"\n[http]\nlisten = \"{http}\"\n[https]\nenabled = false\n[admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"warn\"\n[whip]\nports = \"23100-23109\"\n"
+    );
+    let server = Process::start(&config, rtmp, http, admin).await;
+    let mut rss = Vec::new();
+    for i in 0..60 {
+        let c = WhipClient::publish(http, "cycle", None).await;
+        let r = request(http, "DELETE", &c.location, &[]).await;
+        assert_eq!(r.status, 200);
+        c.close().await;
+        if i == 19 || i == 59 {
+            rss.push(rss_mib(server.pid()));
+        }
+    }
+    let per_session_kib = (rss[1] - rss[0]) * 1024.0 / 40.0;
+    println!(
+        "WHIP sessions: RSS {:.1} MiB after 20 publish/DELETE cycles, {:.1} MiB after 60: {per_session_kib:.0} KiB per session",
+        rss[0], rss[1]
+    );
+    assert_eq!(
+        metric(admin, "ferrocast_whip_publishes_active", &[]).await,
+        0.0
+    );
 }
