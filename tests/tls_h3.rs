@@ -3,7 +3,8 @@
 
 mod common;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
+use common::h3client::H3;
 use common::*;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
@@ -42,58 +43,6 @@ async fn get_tls(
     };
     let v = resp.version();
     (HttpResponse::read(resp).await, v)
-}
-
-/// An HTTP/3 client connection (quinn + h3).
-struct H3 {
-    send: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
-    authority: String,
-    _endpoint: quinn::Endpoint,
-}
-
-impl H3 {
-    async fn connect(addr: SocketAddr, cert: &Path) -> H3 {
-        H3::try_connect(addr, cert).await.expect("QUIC handshake")
-    }
-
-    async fn try_connect(addr: SocketAddr, cert: &Path) -> Result<H3, quinn::ConnectionError> {
-        let tls = client_tls(cert, &[b"h3"]);
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(
-            quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
-        )));
-        let conn = endpoint.connect(addr, "localhost").unwrap().await?;
-        let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
-            .await
-            .unwrap();
-        tokio::spawn(async move { driver.wait_idle().await });
-        Ok(H3 {
-            send,
-            authority: format!("localhost:{}", addr.port()),
-            _endpoint: endpoint,
-        })
-    }
-
-    async fn get(&mut self, path: &str) -> HttpResponse {
-        let req = http::Request::get(format!("https://{}{path}", self.authority))
-            .header("accept-encoding", "gzip")
-            .body(())
-            .unwrap();
-        let mut stream = self.send.send_request(req).await.expect("h3 request");
-        stream.finish().await.unwrap();
-        let resp = stream.recv_response().await.expect("h3 response");
-        assert_eq!(resp.version(), http::Version::HTTP_3);
-        let mut body = Vec::new();
-        while let Some(mut chunk) = stream.recv_data().await.expect("h3 body") {
-            let n = chunk.remaining();
-            body.extend_from_slice(&chunk.copy_to_bytes(n));
-        }
-        HttpResponse {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: Bytes::from(body),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -399,7 +399,7 @@ async fn sessions_release_the_stream_and_the_port() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whip_over_https_h2_and_an_admin_kick() {
+async fn whip_over_https_h2_and_h3_and_an_admin_kick() {
     const TOKEN: &str = "admin-token-for-whip-tests-0123";
     let text = format!(
         "[rtmp]\nlisten = \"127.0.0.1:0\"\nreconnect_grace = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[https]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n[log]\nlevel = \"warn\"\n{}",
@@ -439,6 +439,24 @@ async fn whip_over_https_h2_and_an_admin_kick() {
     assert_eq!(r.status, 201, "{}", r.text());
     c.connect(&r.headers, r.text()).await;
     let active = || async move { metric(admin, "ferrocast_whip_publishes_active", &[]).await };
+    assert_eq!(active().await, 1.0);
+    // and over HTTP/3
+    let (mut c3, sdp) = offer(true, true).await;
+    let mut h3 = common::h3client::H3::connect(server.h3_addr.expect("h3"), &cert).await;
+    let r = h3
+        .request(
+            "POST",
+            "/live/k2/whip",
+            &[("content-type", "application/sdp")],
+            Bytes::from(sdp),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    c3.connect(&r.headers, r.text()).await;
+    assert_eq!(active().await, 2.0);
+    let r = h3.request("DELETE", &c3.location, &[], Bytes::new()).await;
+    assert_eq!(r.status, 200);
+    c3.close().await;
     assert_eq!(active().await, 1.0);
     // the admin API kicks a WHIP publisher like an RTMP one
     let auth = format!("Bearer {TOKEN}");

@@ -2,6 +2,8 @@
 //! client session over a TCP socket) sending FLV fixture tags, and a small HTTP/1.1 client.
 #![allow(dead_code)]
 
+pub mod h3client;
+
 use bytes::Bytes;
 use ferrocast::config::Config;
 use ferrocast::Server;
