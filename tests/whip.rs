@@ -477,3 +477,28 @@ async fn whip_over_https_h2_and_h3_and_an_admin_kick() {
     c.close().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_over_the_bitrate_limit_is_dropped() {
+    let server = start_server(&format!(
+        "{}[limits]\nmax_publish_kbps = 300\nbitrate_window = \"1s\"\n",
+        whip_config("21050-21051")
+    ))
+    .await;
+    let (http, admin) = (server.http_addr, server.admin_addr);
+    let mut c = WhipClient::publish(http, "fast", None).await;
+    // the fixture is about 1 Mbit/s: over 300 kbit/s within the first second
+    let sending = tokio::spawn(async move {
+        c.stream(1, |_, _| false, |_| false).await;
+        c
+    });
+    eventually(
+        "the session over the limit ends",
+        Duration::from_secs(5),
+        || async { metric(admin, "ferrocast_whip_publishes_active", &[]).await == 0.0 },
+    )
+    .await;
+    assert!(metric(admin, "ferrocast_ingest_errors_total", &["bitrate"]).await >= 1.0);
+    sending.await.unwrap().close().await;
+    server.shutdown().await;
+}

@@ -11,6 +11,7 @@
 //!   and sessions on the `webrtc` crate.
 #![warn(missing_docs)]
 
+pub mod bitrate;
 pub mod metrics;
 pub mod relay;
 pub mod rtmp;

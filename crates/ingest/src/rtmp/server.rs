@@ -3,6 +3,7 @@
 
 use super::guard::ChunkLimits;
 use super::session::{RmlSession, RtmpError, RtmpEvent, RtmpSession};
+use crate::bitrate::BitrateWindow;
 use crate::metrics::IngestMetrics;
 use crate::relay::{Relay, RelayFeed, RELAY_MARK};
 use crate::to_unit::{deliver, FlvToUnits, Output};
@@ -433,9 +434,8 @@ struct Publish {
     frames: [prometheus::IntCounter; 2],
     /// Copies of the messages for the relay targets.
     relay: Option<RelayFeed>,
-    /// Bytes received since `window_start` (bitrate limit; counted only when one is set).
-    window_bytes: u64,
-    window_start: Instant,
+    /// Bytes received in the bitrate limit's current window.
+    window: BitrateWindow,
     /// Notified when an operator ends this publish (registered with its stream; each publish
     /// has its own, so a kick meant for an ended publish cannot end the next).
     kick: Arc<tokio::sync::Notify>,
@@ -482,23 +482,10 @@ impl Connection {
             p.bytes.inc_by(data.len() as u64);
             let limits = s.limits.load();
             let (max, window) = (limits.max_bitrate, limits.bitrate_window);
-            if max > 0 {
-                // each window has a budget of max × window bits; spending it early is enough
-                // to be dropped (a burst cannot hide in an average)
-                if p.window_start.elapsed() >= window {
-                    p.window_start = Instant::now();
-                    p.window_bytes = 0;
-                }
-                p.window_bytes += data.len() as u64;
-                let budget = (max as f64 * window.as_secs_f64() / 8.0) as u64;
-                if p.window_bytes > budget {
-                    s.metrics.errors.with_label_values(&["bitrate"]).inc();
-                    warn!(stream = %p.stream.name(), bytes = p.window_bytes, ?window, limit = max, "publisher over the bitrate limit: dropped");
-                    return Err(format!(
-                        "more than {max} bit/s over {window:?} ({} bytes)",
-                        p.window_bytes
-                    ));
-                }
+            if let Err(e) = p.window.add(data.len() as u64, Instant::now(), max, window) {
+                s.metrics.errors.with_label_values(&["bitrate"]).inc();
+                warn!(stream = %p.stream.name(), over = %e, "publisher over the bitrate limit: dropped");
+                return Err(e);
             }
         }
         let session = &mut self.session;
@@ -722,8 +709,7 @@ impl Connection {
             bytes,
             frames,
             relay,
-            window_bytes: 0,
-            window_start: Instant::now(),
+            window: BitrateWindow::new(Instant::now()),
             kick,
         });
         self.session

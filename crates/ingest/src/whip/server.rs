@@ -296,6 +296,7 @@ impl WhipServer {
             outputs: Vec::new(),
             ended,
             overflow: (peer.overflow.clone(), 0),
+            window: crate::bitrate::BitrateWindow::new(Instant::now()),
         };
         tokio::spawn(
             session
@@ -407,6 +408,8 @@ struct Session {
     /// Packets the peer connection dropped because this session fell behind, and how many
     /// of them are counted already.
     overflow: (Arc<std::sync::atomic::AtomicU64>, u64),
+    /// RTP payload bytes in the bitrate limit's current window.
+    window: crate::bitrate::BitrateWindow,
 }
 
 impl Session {
@@ -495,10 +498,19 @@ impl Session {
             }
             PeerEvent::Rtp(kind, p, at) => {
                 let m = &self.server.metrics;
+                let n = p.payload.len() as u64;
                 m.packets.with_label_values(&[kind.as_str()]).inc();
-                m.bytes
-                    .with_label_values(&[kind.as_str()])
-                    .inc_by(p.payload.len() as u64);
+                m.bytes.with_label_values(&[kind.as_str()]).inc_by(n);
+                // the same limit as RTMP publishers', on RTP payload bytes
+                let limits = self.server.ingest.limits.load();
+                if let Err(e) = self
+                    .window
+                    .add(n, at, limits.max_bitrate, limits.bitrate_window)
+                {
+                    let ingest = &self.server.ingest.metrics;
+                    ingest.errors.with_label_values(&["bitrate"]).inc();
+                    return Err(format!("over the bitrate limit: {e}"));
+                }
                 self.converter.rtp(kind, p, at, &mut self.outputs);
                 self.deliver(at)
             }
