@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use ferrocast_edge::body::ChunkBody;
 use ferrocast_edge::ingest::{BodyFuture, BodyRequest, BodyRoutes};
-use ferrocast_edge::reply::{error, response};
+use ferrocast_edge::reply::{self, error, response};
 use ferrocast_ingest::whip::server::WhipServer;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use std::sync::Arc;
@@ -41,31 +41,10 @@ fn with_allow(mut r: Response<ChunkBody>, allow: &'static str) -> Response<Chunk
 }
 
 fn preflight(allow: &'static str) -> Response<ChunkBody> {
-    let mut r = response(StatusCode::NO_CONTENT, None, None, ChunkBody::empty());
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(allow),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    with_allow(r, allow)
-}
-
-/// The bearer token of an `Authorization` header.
-fn bearer(req: &BodyRequest<'_>) -> Option<String> {
-    let v = req.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-        .filter(|t| !t.is_empty())
+    with_allow(
+        reply::preflight(allow, "Authorization, Content-Type, If-Match"),
+        allow,
+    )
 }
 
 impl WhipRoutes {
@@ -91,10 +70,14 @@ impl WhipRoutes {
         let Some(body) = &req.body else {
             return error(StatusCode::PAYLOAD_TOO_LARGE, 0, "offer too large");
         };
-        let credential = bearer(req);
+        let credential = req
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ferrocast_auth::playback::bearer_token);
         match self
             .server
-            .publish(stream, credential.as_deref(), req.peer, body)
+            .publish(stream, credential, req.peer, body)
             .await
         {
             Ok(created) => {

@@ -46,29 +46,38 @@ pub fn error(status: StatusCode, max_age: u32, msg: &str) -> Response<ChunkBody>
     )
 }
 
+/// The answer to a CORS preflight (`OPTIONS`): these methods and request headers are allowed,
+/// for a day.
+pub fn preflight(methods: &'static str, headers: &'static str) -> Response<ChunkBody> {
+    let mut r = response(
+        StatusCode::NO_CONTENT,
+        Some("max-age=86400".into()),
+        None,
+        ChunkBody::empty(),
+    );
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(headers),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    r
+}
+
 /// The answer to a method other than GET/HEAD (`OPTIONS` preflight or 405), `None` for GET/HEAD.
 pub fn non_get(method: &Method) -> Option<Response<ChunkBody>> {
     if method == Method::OPTIONS {
-        let mut r = response(
-            StatusCode::NO_CONTENT,
-            Some("max-age=86400".into()),
-            None,
-            ChunkBody::empty(),
-        );
-        let h = r.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, HEAD, OPTIONS"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Range, Content-Type, Authorization"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-        return Some(r);
+        return Some(preflight(
+            "GET, HEAD, OPTIONS",
+            "Range, Content-Type, Authorization",
+        ));
     }
     if method != Method::GET && method != Method::HEAD {
         let mut r = error(StatusCode::METHOD_NOT_ALLOWED, 0, "method not allowed");

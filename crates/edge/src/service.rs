@@ -54,6 +54,20 @@ fn version_label(v: Version) -> &'static str {
     }
 }
 
+/// Adds the CORS headers every answer carries (any origin; `expose` readable by scripts) and
+/// `Content-Length`; returns the length.
+fn cors_and_length(resp: &mut Response<ChunkBody>, expose: HeaderValue) -> u64 {
+    let len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose);
+    h.insert(header::CONTENT_LENGTH, volatile(HeaderValue::from(len)));
+    len
+}
+
 /// Whether an `Accept-Encoding` header list admits gzip.
 pub fn accepts_gzip(h: &HeaderMap) -> bool {
     h.get_all(header::ACCEPT_ENCODING)
@@ -124,18 +138,10 @@ impl Service {
             }
             None => crate::reply::error(StatusCode::NOT_FOUND, 0, "not found"),
         };
-        let h = resp.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        cors_and_length(
+            &mut resp,
             HeaderValue::from_static("Location, ETag, Accept-Patch, Link"),
         );
-        let len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
-        resp.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         self.metrics
             .requests
             .with_label_values(&["whip", resp.status().as_str(), version_label(version)])
@@ -233,18 +239,10 @@ impl Service {
                 }
             }
         };
-        let h = resp.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, self.expose.clone());
         if let (Some(a), false) = (&self.alt_svc, version == Version::HTTP_3) {
-            h.insert(header::ALT_SVC, a.clone());
+            resp.headers_mut().insert(header::ALT_SVC, a.clone());
         }
-        let len = http_body::Body::size_hint(resp.body()).exact().unwrap_or(0);
-        resp.headers_mut()
-            .insert(header::CONTENT_LENGTH, volatile(HeaderValue::from(len)));
+        let len = cors_and_length(&mut resp, self.expose.clone());
         let parsed = crate::route::parse(path);
         let route = parsed.as_ref().map_or("other", |r| r.label());
         if let (Some(v), Some(Route::Media { stream, .. }), true) =

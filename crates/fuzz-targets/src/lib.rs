@@ -451,11 +451,6 @@ pub fn whip_sdp(data: &[u8]) {
 /// bit 2 a sender report for that track instead of a packet (NTP time = the next 8 bytes),
 /// bit 3: 100 ms pass first), all big-endian, into one converter for H.264 + Opus.
 pub fn whip_rtp(data: &[u8]) {
-    let _ = whip_rtp_units(data);
-}
-
-/// [`whip_rtp`], returning how many outputs the converter produced.
-pub fn whip_rtp_units(data: &[u8]) -> usize {
     use ferrocast_ingest::whip::convert::WhipToUnits;
     use ferrocast_ingest::whip::rtp::RtpPacket;
     use ferrocast_media::TrackKind;
@@ -466,7 +461,6 @@ pub fn whip_rtp_units(data: &[u8]) -> usize {
     let t0 = std::time::Instant::now();
     let mut now = t0;
     let mut out = Vec::new();
-    let mut units = 0;
     let mut pos = 0;
     let data = Bytes::copy_from_slice(data);
     while pos + 9 <= data.len() {
@@ -501,9 +495,7 @@ pub fn whip_rtp_units(data: &[u8]) -> usize {
             payload,
         };
         c.rtp(kind, packet, now, &mut out);
-        units += out.len();
         out.clear();
     }
     c.tick(now + std::time::Duration::from_secs(10), &mut out);
-    units + out.len()
 }

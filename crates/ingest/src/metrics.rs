@@ -143,7 +143,32 @@ pub struct WhipMetrics {
     pub rejected: IntCounterVec,
 }
 
+/// One WHIP session's series, resolved once (not hashed per packet). Indexed video, audio.
+#[derive(Clone, Debug)]
+pub struct WhipSessionCounters {
+    /// `ferrocast_whip_rtp_packets_total{track}`.
+    pub packets: [prometheus::IntCounter; 2],
+    /// `ferrocast_whip_rtp_bytes_total{track}`.
+    pub bytes: [prometheus::IntCounter; 2],
+    /// `ferrocast_whip_rtp_packets_lost_total{track}`.
+    pub lost: [prometheus::IntCounter; 2],
+    /// `ferrocast_whip_frames_dropped_total{reason}`: loss, malformed, overflow.
+    pub dropped: [prometheus::IntCounter; 3],
+}
+
 impl WhipMetrics {
+    /// A session's counters.
+    pub fn session(&self) -> WhipSessionCounters {
+        let tracks = |v: &IntCounterVec| ["video", "audio"].map(|t| v.with_label_values(&[t]));
+        WhipSessionCounters {
+            packets: tracks(&self.packets),
+            bytes: tracks(&self.bytes),
+            lost: tracks(&self.lost),
+            dropped: ["loss", "malformed", "overflow"]
+                .map(|r| self.dropped.with_label_values(&[r])),
+        }
+    }
+
     /// Creates and registers the metrics.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
         let m = Self::unregistered();

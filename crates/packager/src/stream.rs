@@ -525,11 +525,15 @@ impl Stream {
     /// ENDLIST) until [`Stream::finish`] or a new publisher.
     pub fn end_publish(&self) {
         let mut g = self.inner.lock();
-        let g = &mut *g;
-        self.with_segmenter(g, Segmenter::input_lost);
         g.publishing = false;
-        g.input_gone = true;
         g.publisher = None;
+        self.lose_input(&mut g);
+    }
+
+    /// The input stops: open parts and segments close, and GAP parts follow (see `tick`).
+    fn lose_input(&self, g: &mut Inner) {
+        self.with_segmenter(g, Segmenter::input_lost);
+        g.input_gone = true;
         self.wake.notify_one();
         for kind in [TrackKind::Video, TrackKind::Audio] {
             self.publish_view(g, kind);
@@ -543,14 +547,8 @@ impl Stream {
     pub fn restart_publish(&self, tracks: Tracks) -> Result<u64, PublishError> {
         let generation = {
             let mut g = self.inner.lock();
-            let g = &mut *g;
-            self.with_segmenter(g, Segmenter::input_lost);
-            g.input_gone = true;
+            self.lose_input(&mut g);
             g.generation += 1;
-            self.wake.notify_one();
-            for kind in [TrackKind::Video, TrackKind::Audio] {
-                self.publish_view(g, kind);
-            }
             g.generation
         };
         self.begin_publish(tracks)?;

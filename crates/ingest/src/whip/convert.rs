@@ -15,7 +15,7 @@ use crate::to_unit::Output;
 use bytes::Bytes;
 use ferrocast_media::avc::AvcConfig;
 use ferrocast_media::opus::{packet_duration, OpusConfig, OPUS_TIMESCALE};
-use ferrocast_media::time::VIDEO_TIMESCALE;
+use ferrocast_media::time::{rescale, Unwrap32, VIDEO_TIMESCALE};
 use ferrocast_media::{MediaUnit, TrackKind};
 use ferrocast_packager::cmaf::AudioConfig;
 use ferrocast_packager::stream::Tracks;
@@ -41,47 +41,26 @@ pub struct Stats {
 }
 
 #[derive(Debug)]
-struct Clock {
-    rate: u32,
-    /// The last extended timestamp.
-    last: Option<i64>,
-}
-
-impl Clock {
-    fn new(rate: u32) -> Self {
-        Self { rate, last: None }
-    }
-
-    /// Extends a 32-bit RTP timestamp to the value nearest the last one.
-    fn extend(&mut self, ts: u32) -> i64 {
-        let ext = self.peek(ts);
-        self.last = Some(ext);
-        ext
-    }
-
-    fn peek(&self, ts: u32) -> i64 {
-        match self.last {
-            None => i64::from(ts),
-            Some(last) => {
-                let delta = ts.wrapping_sub(last as u32) as i32;
-                last + i64::from(delta)
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
 struct Input {
     reorder: Reorder,
     /// Since when a missing packet is waited for.
     gap_since: Option<Instant>,
-    clock: Clock,
+    clock: Unwrap32,
+    /// The RTP clock rate (also the track's timescale).
+    rate: u32,
+    /// The latest extended timestamp.
+    last: Option<i64>,
     /// First packet's extended timestamp and arrival.
     first: Option<(i64, Instant)>,
-    /// The latest sender report: (NTP time, extended RTP timestamp).
-    report: Option<(u64, i64)>,
+    /// The latest sender report: (NTP time in seconds, extended RTP timestamp).
+    report: Option<(f64, i64)>,
     /// Extended timestamp at media time 0, once decided.
     zero: Option<i64>,
+}
+
+/// A 64-bit NTP timestamp (32.32 fixed point) in seconds.
+fn ntp_secs(ntp: u64) -> f64 {
+    (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0
 }
 
 impl Input {
@@ -89,18 +68,32 @@ impl Input {
         Self {
             reorder: Reorder::default(),
             gap_since: None,
-            clock: Clock::new(rate),
+            clock: Unwrap32::new(),
+            rate,
+            last: None,
             first: None,
             report: None,
             zero: None,
         }
     }
 
-    /// The NTP time (seconds) of an extended timestamp, from the sender report.
-    fn ntp_secs(&self, ext: i64) -> Option<f64> {
-        let (ntp, rtp) = self.report?;
-        let secs = (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0;
-        Some(secs + (ext - rtp) as f64 / f64::from(self.clock.rate))
+    /// Extends a frame's RTP timestamp; the first one is the track's first.
+    fn extend(&mut self, ts: u32, now: Instant) -> i64 {
+        let ext = self.clock.unwrap(ts);
+        self.last = Some(ext);
+        self.first.get_or_insert((ext, now));
+        ext
+    }
+
+    /// The extended timestamp at NTP time `t` (seconds), from the sender report.
+    fn at_ntp(&self, t: f64) -> Option<i64> {
+        let (secs, rtp) = self.report?;
+        Some(rtp + ((t - secs) * f64::from(self.rate)).round() as i64)
+    }
+
+    /// The media time of the latest frame, once aligned.
+    fn now(&self) -> Option<i64> {
+        Some(self.last? - self.zero?)
     }
 }
 
@@ -150,6 +143,20 @@ impl WhipToUnits {
         }
     }
 
+    fn input(&self, kind: TrackKind) -> Option<&Input> {
+        match kind {
+            TrackKind::Video => self.video.as_ref().map(|(i, _)| i),
+            TrackKind::Audio => self.audio.as_ref(),
+        }
+    }
+
+    fn input_mut(&mut self, kind: TrackKind) -> Option<&mut Input> {
+        match kind {
+            TrackKind::Video => self.video.as_mut().map(|(i, _)| i),
+            TrackKind::Audio => self.audio.as_mut(),
+        }
+    }
+
     /// True while video frames are dropped until an IDR: ask the sender for one (PLI).
     pub fn needs_keyframe(&self) -> bool {
         self.video
@@ -159,14 +166,9 @@ impl WhipToUnits {
 
     /// A sender report for the track `kind`: NTP time `ntp` is RTP time `rtp`.
     pub fn sender_report(&mut self, kind: TrackKind, ntp: u64, rtp: u32) {
-        let input = match kind {
-            TrackKind::Video => self.video.as_mut().map(|(i, _)| i),
-            TrackKind::Audio => self.audio.as_mut(),
-        };
-        if let Some(i) = input {
+        if let Some(i) = self.input_mut(kind) {
             if i.first.is_some() {
-                let ext = i.clock.peek(rtp);
-                i.report = Some((ntp, ext));
+                i.report = Some((ntp_secs(ntp), i.clock.peek(rtp)));
             }
         }
     }
@@ -175,11 +177,9 @@ impl WhipToUnits {
     pub fn rtp(&mut self, kind: TrackKind, p: RtpPacket, now: Instant, out: &mut Vec<Output>) {
         self.since.get_or_insert(now);
         let mut released = std::mem::take(&mut self.released);
-        let input = match kind {
-            TrackKind::Video => self.video.as_mut().map(|(i, _)| i),
-            TrackKind::Audio => self.audio.as_mut(),
+        let Some(input) = self.input_mut(kind) else {
+            return;
         };
-        let Some(input) = input else { return };
         input.reorder.push(p, &mut released);
         input.gap_since = match (input.reorder.waiting(), input.gap_since) {
             (false, _) => None,
@@ -194,11 +194,9 @@ impl WhipToUnits {
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Output>) {
         let mut released = std::mem::take(&mut self.released);
         for kind in [TrackKind::Video, TrackKind::Audio] {
-            let input = match kind {
-                TrackKind::Video => self.video.as_mut().map(|(i, _)| i),
-                TrackKind::Audio => self.audio.as_mut(),
+            let Some(input) = self.input_mut(kind) else {
+                continue;
             };
-            let Some(input) = input else { continue };
             if input
                 .gap_since
                 .is_some_and(|s| now.saturating_duration_since(s) >= REORDER_WAIT)
@@ -257,8 +255,7 @@ impl WhipToUnits {
                         continue;
                     }
                     let Some(a) = &mut self.audio else { continue };
-                    let ext = a.clock.extend(p.timestamp);
-                    a.first.get_or_insert((ext, now));
+                    let ext = a.extend(p.timestamp, now);
                     self.frame(TrackKind::Audio, ext, true, p.payload, out);
                 }
             }
@@ -300,8 +297,7 @@ impl WhipToUnits {
             self.stats.frames_dropped_loss += 1;
             return;
         }
-        let ext = input.clock.extend(au.timestamp);
-        input.first.get_or_insert((ext, now));
+        let ext = input.extend(au.timestamp, now);
         self.frame(TrackKind::Video, ext, au.keyframe, au.data, out);
     }
 
@@ -353,7 +349,10 @@ impl WhipToUnits {
             return;
         };
         let (lead_first, lead_arrival) = lead.first.unwrap_or((0, Instant::now()));
-        let lead_ntp = lead.ntp_secs(lead_first);
+        // the NTP time of the reference frame
+        let lead_ntp = lead
+            .report
+            .map(|(secs, rtp)| secs + (lead_first - rtp) as f64 / f64::from(lead.rate));
         let by_reports = lead_ntp.is_some() && all_reported && all_started;
         let mut zeros = [None, None];
         for (slot, i) in inputs.iter().enumerate() {
@@ -361,12 +360,9 @@ impl WhipToUnits {
             let Some((first, arrival)) = i.first else {
                 continue;
             };
-            let rate = f64::from(i.clock.rate);
-            let zero = match (by_reports, lead_ntp, i.report) {
-                (true, Some(t0), Some((ntp, rtp))) => {
-                    let secs = (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0;
-                    rtp + ((t0 - secs) * rate).round() as i64
-                }
+            let rate = f64::from(i.rate);
+            let zero = match (by_reports, lead_ntp.and_then(|t0| i.at_ntp(t0))) {
+                (true, Some(zero)) => zero,
                 _ => {
                     let lag = arrival
                         .saturating_duration_since(lead_arrival)
@@ -401,15 +397,8 @@ impl WhipToUnits {
         data: Bytes,
         out: &mut Vec<Output>,
     ) {
-        let zero = match kind {
-            TrackKind::Video => self.video.as_ref().and_then(|(i, _)| i.zero),
-            TrackKind::Audio => self.audio.as_ref().and_then(|i| i.zero),
-        };
-        let Some(zero) = zero else {
-            // a track that had sent nothing when the others were aligned: it starts now,
-            // at the stream's present time
-            self.late_zero(kind, ext);
-            return self.emit_if_zero(kind, ext, keyframe, data, out);
+        let Some(zero) = self.zero(kind, ext) else {
+            return;
         };
         let dts = ext - zero;
         if dts < 0 {
@@ -432,45 +421,23 @@ impl WhipToUnits {
         }));
     }
 
-    fn emit_if_zero(
-        &mut self,
-        kind: TrackKind,
-        ext: i64,
-        keyframe: bool,
-        data: Bytes,
-        out: &mut Vec<Output>,
-    ) {
-        let has = match kind {
-            TrackKind::Video => self.video.as_ref().is_some_and(|(i, _)| i.zero.is_some()),
-            TrackKind::Audio => self.audio.as_ref().is_some_and(|i| i.zero.is_some()),
-        };
-        if has {
-            self.emit(kind, ext, keyframe, data, out);
+    /// The track's zero; a track that had sent nothing when the tracks were aligned starts
+    /// now: its first frame (`ext`) lands at the other track's latest media time.
+    fn zero(&mut self, kind: TrackKind, ext: i64) -> Option<i64> {
+        let input = self.input(kind)?;
+        if let Some(z) = input.zero {
+            return Some(z);
         }
-    }
-
-    /// Zero for a track that started after the alignment: its first frame lands at the other
-    /// track's latest media time.
-    fn late_zero(&mut self, kind: TrackKind, ext: i64) {
-        let other_now = match kind {
-            TrackKind::Video => self
-                .audio
-                .as_ref()
-                .and_then(|i| Some((i.clock.last? - i.zero?, i.clock.rate))),
-            TrackKind::Audio => self
-                .video
-                .as_ref()
-                .and_then(|(i, _)| Some((i.clock.last? - i.zero?, i.clock.rate))),
-        };
-        let (t, rate) = other_now.unwrap_or((0, 1));
-        let input = match kind {
-            TrackKind::Video => self.video.as_mut().map(|(i, _)| i),
-            TrackKind::Audio => self.audio.as_mut(),
-        };
-        if let Some(i) = input {
-            let mine = (t as i128 * i128::from(i.clock.rate) / i128::from(rate)) as i64;
-            i.zero = Some(ext - mine);
-        }
+        let other = self.input(match kind {
+            TrackKind::Video => TrackKind::Audio,
+            TrackKind::Audio => TrackKind::Video,
+        });
+        let now = other
+            .and_then(|o| Some(rescale(o.now()?, o.rate, input.rate)))
+            .unwrap_or(0);
+        let input = self.input_mut(kind)?;
+        input.zero = Some(ext - now);
+        input.zero
     }
 }
 

@@ -11,12 +11,7 @@ fn idr(seq: u16, ts: u32, sps_last: u8) -> Vec<RtpPacket> {
     let sps = [
         0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, sps_last,
     ];
-    let pps = [0x68, 0xce, 0x3c, 0x80];
-    let mut stap = vec![0x78];
-    for n in [&sps[..], &pps[..]] {
-        stap.extend_from_slice(&(n.len() as u16).to_be_bytes());
-        stap.extend_from_slice(n);
-    }
+    let stap = super::super::rtp::tests::stap_a(&[&sps, &[0x68, 0xce, 0x3c, 0x80]]);
     vec![
         RtpPacket {
             seq,
@@ -256,4 +251,31 @@ fn malformed_audio_is_dropped() {
     // padding only (no payload) is not media and not malformed
     assert_eq!(c.stats.frames_dropped_malformed, 1);
     assert!(out.is_empty());
+}
+
+#[test]
+fn a_track_that_starts_after_the_alignment_joins_at_the_present() {
+    let mut c = WhipToUnits::new(true, Some(OpusConfig::webrtc(2).unwrap()));
+    let mut out = Vec::new();
+    let t0 = Instant::now();
+    for p in idr(1, 0, 0x40) {
+        c.rtp(TrackKind::Video, p, t0, &mut out);
+    }
+    c.rtp(TrackKind::Video, p_frame(3, 3000), t0, &mut out);
+    // no audio for the whole wait: video goes alone
+    c.tick(t0 + SYNC_WAIT, &mut out);
+    c.rtp(TrackKind::Video, p_frame(4, 6000), t0 + SYNC_WAIT, &mut out);
+    assert_eq!(units(&out, TrackKind::Video).len(), 3);
+    // audio then starts: its first packet is at the video's latest time (6000 ticks = 3200)
+    c.rtp(TrackKind::Audio, opus(0, A0), t0 + SYNC_WAIT, &mut out);
+    c.rtp(
+        TrackKind::Audio,
+        opus(1, A0 + 960),
+        t0 + SYNC_WAIT,
+        &mut out,
+    );
+    assert_eq!(
+        units(&out, TrackKind::Audio),
+        vec![(3200, true), (4160, true)]
+    );
 }

@@ -400,4 +400,4 @@ impl H264Depacketizer {
 
 #[cfg(test)]
 #[path = "rtp_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -70,15 +70,19 @@ fn reorder_follows_a_sender_that_restarts_its_sequence() {
     );
 }
 
-/// An IDR frame as Chrome sends it: STAP-A with SPS and PPS, then the slice in FU-A fragments.
-fn idr_frame(seq: u16, ts: u32) -> Vec<RtpPacket> {
-    let sps = [0x67, 0x42, 0xc0, 0x1e, 0xaa];
-    let pps = [0x68, 0xce, 0x3c, 0x80];
+/// A STAP-A payload aggregating `nals`.
+pub(crate) fn stap_a(nals: &[&[u8]]) -> Vec<u8> {
     let mut stap = vec![0x78];
-    for n in [&sps[..], &pps[..]] {
+    for n in nals {
         stap.extend_from_slice(&(n.len() as u16).to_be_bytes());
         stap.extend_from_slice(n);
     }
+    stap
+}
+
+/// An IDR frame as Chrome sends it: STAP-A with SPS and PPS, then the slice in FU-A fragments.
+fn idr_frame(seq: u16, ts: u32) -> Vec<RtpPacket> {
+    let stap = stap_a(&[&[0x67, 0x42, 0xc0, 0x1e, 0xaa], &[0x68, 0xce, 0x3c, 0x80]]);
     vec![
         pkt(seq, ts, false, &stap),
         pkt(seq + 1, ts, false, &[0x7c, 0x85, 0x88, 2, 3]),

@@ -297,6 +297,7 @@ impl WhipServer {
             ended,
             overflow: (peer.overflow.clone(), 0),
             window: crate::bitrate::BitrateWindow::new(Instant::now()),
+            counters: self.metrics.session(),
         };
         tokio::spawn(
             session
@@ -388,8 +389,8 @@ impl WhipServer {
 
 /// The shortest interval between two keyframe requests after a loss.
 const PLI_MIN_INTERVAL: Duration = Duration::from_millis(500);
-/// How often the session's timers run.
-const TICK: Duration = Duration::from_millis(20);
+/// How often the session's timers run (gaps given up, keyframe requests, timeouts, metrics).
+const TICK: Duration = Duration::from_millis(50);
 
 struct Session {
     server: Arc<WhipServer>,
@@ -410,6 +411,7 @@ struct Session {
     overflow: (Arc<std::sync::atomic::AtomicU64>, u64),
     /// RTP payload bytes in the bitrate limit's current window.
     window: crate::bitrate::BitrateWindow,
+    counters: crate::metrics::WhipSessionCounters,
 }
 
 impl Session {
@@ -437,6 +439,7 @@ impl Session {
                 _ = tick.tick() => {
                     let now = Instant::now();
                     self.converter.tick(now, &mut self.outputs);
+                    self.count_drops();
                     if let Err(e) = self.deliver(now) {
                         break e;
                     }
@@ -474,6 +477,7 @@ impl Session {
                 _ = kick.notified() => break "kicked".to_string(),
             }
         };
+        self.count_drops();
         info!(reason = %why, "WHIP publish ended");
         let _ = peer.pc.close().await;
         self.end();
@@ -497,10 +501,10 @@ impl Session {
                 Ok(())
             }
             PeerEvent::Rtp(kind, p, at) => {
-                let m = &self.server.metrics;
                 let n = p.payload.len() as u64;
-                m.packets.with_label_values(&[kind.as_str()]).inc();
-                m.bytes.with_label_values(&[kind.as_str()]).inc_by(n);
+                let slot = usize::from(kind == TrackKind::Audio);
+                self.counters.packets[slot].inc();
+                self.counters.bytes[slot].inc_by(n);
                 // the same limit as RTMP publishers', on RTP payload bytes
                 let limits = self.server.ingest.limits.load();
                 if let Err(e) = self
@@ -517,27 +521,22 @@ impl Session {
         }
     }
 
-    fn deliver(&mut self, arrival: Instant) -> Result<(), String> {
-        let s = self.converter.stats;
-        let was = self.reported;
-        let m = &self.server.metrics;
-        for (i, t) in ["video", "audio"].into_iter().enumerate() {
-            m.lost
-                .with_label_values(&[t])
-                .inc_by(s.packets_lost[i] - was.packets_lost[i]);
+    /// Adds what was lost and dropped since the last call to the metrics (on each tick, not
+    /// per packet).
+    fn count_drops(&mut self) {
+        let (s, was, c) = (self.converter.stats, self.reported, &self.counters);
+        for i in 0..2 {
+            c.lost[i].inc_by(s.packets_lost[i] - was.packets_lost[i]);
         }
-        m.dropped
-            .with_label_values(&["loss"])
-            .inc_by(s.frames_dropped_loss - was.frames_dropped_loss);
-        m.dropped
-            .with_label_values(&["malformed"])
-            .inc_by(s.frames_dropped_malformed - was.frames_dropped_malformed);
+        c.dropped[0].inc_by(s.frames_dropped_loss - was.frames_dropped_loss);
+        c.dropped[1].inc_by(s.frames_dropped_malformed - was.frames_dropped_malformed);
         self.reported = s;
         let overflow = self.overflow.0.load(Ordering::Relaxed);
-        m.dropped
-            .with_label_values(&["overflow"])
-            .inc_by(overflow - self.overflow.1);
+        c.dropped[2].inc_by(overflow - self.overflow.1);
         self.overflow.1 = overflow;
+    }
+
+    fn deliver(&mut self, arrival: Instant) -> Result<(), String> {
         if self.outputs.is_empty() {
             return Ok(());
         }

@@ -36,24 +36,6 @@ pub enum AudioConfig {
     Opus(OpusConfig),
 }
 
-impl AudioConfig {
-    /// Sample rate (Opus: always its 48 kHz clock).
-    pub fn sample_rate(&self) -> u32 {
-        match self {
-            AudioConfig::Aac(a) => a.sample_rate,
-            AudioConfig::Opus(_) => OPUS_TIMESCALE,
-        }
-    }
-
-    /// Channel count.
-    pub fn channels(&self) -> u8 {
-        match self {
-            AudioConfig::Aac(a) => a.channels,
-            AudioConfig::Opus(o) => o.channels,
-        }
-    }
-}
-
 impl From<AudioConfig> for TrackConfig {
     fn from(a: AudioConfig) -> Self {
         match a {
