@@ -119,22 +119,16 @@ fn ffmpeg_decodes(init: &Bytes, segs: &[Bytes], name: &str) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whip_publish_comes_out_as_llhls() {
-    let server = start_server(&whip_config("21000-21009")).await;
-    let http = server.http_addr;
-    let mut c = WhipClient::publish(http, "w1", None).await;
-    let sent = c.stream(2, |_, _| false, |_| false).await;
-    let plis = c.plis.load(std::sync::atomic::Ordering::Relaxed);
-    // DELETE ends the session
-    let r = request(http, "DELETE", &c.location, &[]).await;
-    assert_eq!(r.status, 200);
-    let mv = wait_for_200(http, "/live/w1/index.m3u8", Duration::from_secs(5)).await;
-    let mv = mv.text();
-    assert!(mv.contains("CODECS=\"avc1.42c01e,opus\""), "{mv}");
-    assert!(mv.contains("RESOLUTION=640x360"), "{mv}");
-
-    let (vinit, vsegs) = rendition(http, "w1", "video").await;
+/// Every frame from the first published one on is in the video rendition, in order, unchanged,
+/// once, with its keyframe flag, 3000 ticks apart (across the RTP timestamp and sequence
+/// wraps); every segment starts on a keyframe and ffmpeg decodes them all. Returns the init
+/// segment, the samples and the index of the first frame published.
+async fn every_frame_arrives(
+    http: std::net::SocketAddr,
+    stream: &str,
+    sent: &[Frame],
+) -> (Bytes, Vec<Sample>, usize) {
+    let (vinit, vsegs) = rendition(http, stream, "video").await;
     let vs: Vec<_> = vsegs.iter().flat_map(|s| samples(&vinit, s)).collect();
     // every frame from the first published one on is there, in order, unchanged, once, with
     // its keyframe flag, 3000 ticks apart (across the RTP timestamp and sequence wraps)
@@ -165,7 +159,26 @@ async fn whip_publish_comes_out_as_llhls() {
         );
     }
     assert!(vsegs.len() >= 2);
-    assert_eq!(ffmpeg_decodes(&vinit, &vsegs, "video"), vs.len());
+    assert_eq!(ffmpeg_decodes(&vinit, &vsegs, stream), vs.len());
+    (vinit, vs, k0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_publish_comes_out_as_llhls() {
+    let server = start_server(&whip_config("21000-21009")).await;
+    let http = server.http_addr;
+    let mut c = WhipClient::publish(http, "w1", None).await;
+    let sent = c.stream(2, |_, _| false, |_| false).await;
+    let plis = c.plis.load(std::sync::atomic::Ordering::Relaxed);
+    // DELETE ends the session
+    let r = request(http, "DELETE", &c.location, &[]).await;
+    assert_eq!(r.status, 200);
+    let mv = wait_for_200(http, "/live/w1/index.m3u8", Duration::from_secs(5)).await;
+    let mv = mv.text();
+    assert!(mv.contains("CODECS=\"avc1.42c01e,opus\""), "{mv}");
+    assert!(mv.contains("RESOLUTION=640x360"), "{mv}");
+
+    let (_, vs, k0) = every_frame_arrives(http, "w1", &sent).await;
 
     let (ainit, asegs) = rendition(http, "w1", "audio").await;
     let a: Vec<_> = asegs.iter().flat_map(|s| samples(&ainit, s)).collect();
@@ -500,5 +513,94 @@ async fn a_whip_publisher_over_the_bitrate_limit_is_dropped() {
     .await;
     assert!(metric(admin, "ferrocast_ingest_errors_total", &["bitrate"]).await >= 1.0);
     sending.await.unwrap().close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nack_repairs_loss_on_the_wire() {
+    let server = start_server(&whip_config("21060-21069")).await;
+    let http = server.http_addr;
+    // every 29th video packet's first transmission is lost between the stacks; the server's
+    // NACKs must get every one of them resent in time
+    let mut c = WhipClient::publish_with(
+        http,
+        "nack",
+        None,
+        Options {
+            wire_loss: Some(29),
+            ..Options::default()
+        },
+    )
+    .await;
+    let sent = c.stream(2, |_, _| false, |_| false).await;
+    let wire = c.wire.clone().expect("wire loss is on");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    // the last losses are repaired after the last frame went out
+    while wire.resent.load(std::sync::atomic::Ordering::Relaxed)
+        < wire.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{wire:?}: not every lost packet was resent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // polls a counter
+    }
+    let dropped = wire.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped >= 10, "{dropped} packets lost on the wire");
+    let admin = server.admin_addr;
+    // nothing is lost or dropped as far as the server can tell
+    let lost = metric(
+        admin,
+        "ferrocast_whip_rtp_packets_lost_total",
+        &["track=\"video\""],
+    )
+    .await;
+    let frames_lost = metric(
+        admin,
+        "ferrocast_whip_frames_dropped_total",
+        &["reason=\"loss\""],
+    )
+    .await;
+    assert_eq!((lost, frames_lost), (0.0, 0.0), "{wire:?}");
+    request(http, "DELETE", &c.location, &[]).await;
+    let (_, vs, k0) = every_frame_arrives(http, "nack", &sent).await;
+    assert!(k0 < 30, "the first {k0} frames are missing");
+    assert!(vs.len() >= sent.len() - k0 - 3);
+    c.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_high_profile_publish_comes_out_intact() {
+    let server = start_server(&whip_config("21070-21079")).await;
+    let http = server.http_addr;
+    let mut c = WhipClient::publish_with(
+        http,
+        "high",
+        None,
+        Options {
+            h264: H264_HIGH,
+            profile: "64001f",
+            ..Options::default()
+        },
+    )
+    .await;
+    let sent = c.stream(1, |_, _| false, |_| false).await;
+    request(http, "DELETE", &c.location, &[]).await;
+    let mv = get(http, "/live/high/index.m3u8").await.text();
+    assert!(mv.contains("CODECS=\"avc1.64001e,opus\""), "{mv}");
+    let (vinit, _, _) = every_frame_arrives(http, "high", &sent).await;
+    // the avcC carries the High profile's chroma format and bit depths (4:2:0, 8 bits)
+    let at = vinit
+        .windows(4)
+        .position(|w| w == b"avcC")
+        .expect("an avcC box");
+    let size = u32::from_be_bytes(vinit[at - 4..at].try_into().unwrap()) as usize;
+    assert!(
+        vinit[at - 4..at - 4 + size].ends_with(&[0xfd, 0xf8, 0xf8, 0]),
+        "{:02x?}",
+        &vinit[at - 4..at - 4 + size]
+    );
+    c.close().await;
     server.shutdown().await;
 }

@@ -1,11 +1,13 @@
 //! A WHIP publisher for tests, on the `webrtc` crate (its own offerer side): H.264 and Opus
 //! from the fixtures extracted from `sample-h264-opus.mkv`, packetized here (single NAL units,
 //! STAP-A for the parameter sets, FU-A for large NAL units) and sent in real time, with
-//! optional loss and reordering at the RTP level.
+//! optional loss and reordering at the RTP level, or loss on the wire that the `webrtc`
+//! stack's NACK responder can repair.
 #![allow(dead_code)]
 
 use bytes::Bytes;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -23,6 +25,44 @@ use webrtc::peer_connection::{
 
 pub const H264: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whip-h264.h264");
 pub const OPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/whip-opus.ogg");
+/// The same 3 s re-encoded in the High profile (8x8 transforms, CABAC), no B-frames.
+pub const H264_HIGH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/whip-h264-high.h264"
+);
+
+/// How a test publisher is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub video: bool,
+    pub audio: bool,
+    /// The Annex B fixture sent as video.
+    pub h264: &'static str,
+    /// The `profile-level-id` offered.
+    pub profile: &'static str,
+    /// Every `n`-th video sequence number loses its first transmission on the wire (below the
+    /// stack's NACK responder, which still holds the packet and can resend it).
+    pub wire_loss: Option<u16>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            video: true,
+            audio: true,
+            h264: H264,
+            profile: "42e01f",
+            wire_loss: None,
+        }
+    }
+}
+
+/// What the wire loss did: first transmissions dropped, retransmissions let through.
+#[derive(Debug, Default)]
+pub struct WireCounts {
+    pub dropped: AtomicU64,
+    pub resent: AtomicU64,
+}
 
 /// An H.264 access unit of the fixture: its NAL units (without start codes).
 #[derive(Debug, Clone)]
@@ -46,9 +86,14 @@ impl Frame {
     }
 }
 
-/// Splits an Annex B stream into access units (one slice per picture, as x264 writes them).
+/// The access units of the default fixture.
 pub fn h264_frames() -> Vec<Frame> {
-    let data = std::fs::read(H264).expect("fixture");
+    h264_frames_of(H264)
+}
+
+/// Splits an Annex B stream into access units (one slice per picture, as x264 writes them).
+pub fn h264_frames_of(path: &str) -> Vec<Frame> {
+    let data = std::fs::read(path).expect("fixture");
     let mut nals = Vec::new();
     let mut i = 0;
     let mut start = None;
@@ -163,15 +208,25 @@ pub fn packetize(f: &Frame) -> Vec<Bytes> {
     out
 }
 
-/// Counts the keyframe requests (PLI) the server sends; inbound RTCP goes on unchanged.
-struct PliCounter {
-    plis: Arc<AtomicU64>,
+/// An interceptor that shows every packet to `see` (`true`: inbound) and passes on those it
+/// keeps; the client counts PLIs and loses packets on the wire with it.
+struct Tap<F> {
+    see: F,
     read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
     write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
 }
 
-impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()>
-    for PliCounter
+fn tap<F: FnMut(bool, &rtc::interceptor::TaggedPacket) -> bool>(see: F) -> Tap<F> {
+    Tap {
+        see,
+        read: Default::default(),
+        write: Default::default(),
+    }
+}
+
+impl<F: FnMut(bool, &rtc::interceptor::TaggedPacket) -> bool>
+    rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()>
+    for Tap<F>
 {
     type Rout = rtc::interceptor::TaggedPacket;
     type Wout = rtc::interceptor::TaggedPacket;
@@ -180,24 +235,18 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
     type Time = std::time::Instant;
 
     fn handle_read(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
-        if let rtc::interceptor::Packet::Rtcp(ps) = &msg.message.packet {
-            let n = ps
-                .iter()
-                .filter(|p| {
-                    p.as_any()
-                        .is::<rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
-                })
-                .count();
-            self.plis.fetch_add(n as u64, Ordering::Relaxed);
+        if (self.see)(true, &msg) {
+            self.read.push_back(msg);
         }
-        self.read.push_back(msg);
         Ok(())
     }
     fn poll_read(&mut self) -> Option<Self::Rout> {
         self.read.pop_front()
     }
     fn handle_write(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
+        if (self.see)(false, &msg) {
+            self.write.push_back(msg);
+        }
         Ok(())
     }
     fn poll_write(&mut self) -> Option<Self::Wout> {
@@ -205,7 +254,9 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
     }
 }
 
-impl rtc::interceptor::Interceptor for PliCounter {
+impl<F: FnMut(bool, &rtc::interceptor::TaggedPacket) -> bool + Send + Sync>
+    rtc::interceptor::Interceptor for Tap<F>
+{
     fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
@@ -241,6 +292,10 @@ pub struct WhipClient {
     /// Bytes of filler data (a NAL unit of type 12, which decoders skip) added to every video
     /// frame, to send at a higher bitrate than the fixture's.
     pub pad: usize,
+    /// The video fixture.
+    pub h264: &'static str,
+    /// What the wire loss did, when there is one.
+    pub wire: Option<Arc<WireCounts>>,
     vseq: u16,
     aseq: u16,
 }
@@ -252,13 +307,31 @@ const APT: u8 = 111;
 
 /// The offer the client would send, and the peer connection it came from.
 pub async fn offer(video: bool, audio: bool) -> (WhipClient, String) {
+    offer_with(Options {
+        video,
+        audio,
+        ..Options::default()
+    })
+    .await
+}
+
+/// [`offer`] with all the options.
+pub async fn offer_with(o: Options) -> (WhipClient, String) {
+    let Options {
+        video,
+        audio,
+        h264: fixture,
+        profile,
+        wire_loss,
+    } = o;
     let mut me = MediaEngine::default();
     let h264 = RTCRtpCodec {
         mime_type: MIME_TYPE_H264.into(),
         clock_rate: 90_000,
         channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-            .into(),
+        sdp_fmtp_line: format!(
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
+        ),
         rtcp_feedback: vec![],
     };
     let opus = RTCRtpCodec {
@@ -288,14 +361,47 @@ pub async fn offer(video: bool, audio: bool) -> (WhipClient, String) {
     let plis = Arc::new(AtomicU64::new(0));
     let registry = register_default_interceptors(Registry::new(), &mut me)
         .unwrap()
-        .with(
-            rtc::interceptor::Slot::from(14_000),
-            PliCounter {
-                plis: plis.clone(),
-                read: Default::default(),
-                write: Default::default(),
-            },
-        );
+        .with(rtc::interceptor::Slot::from(14_000), {
+            // counts the keyframe requests (PLI) the server sends
+            let plis = plis.clone();
+            tap(move |inbound, msg| {
+                if let (true, rtc::interceptor::Packet::Rtcp(ps)) = (inbound, &msg.message.packet) {
+                    let n = ps
+                        .iter()
+                        .filter(|p| p.as_any().is::<PictureLossIndication>())
+                        .count();
+                    plis.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                true
+            })
+        });
+    let wire = wire_loss.map(|_| Arc::new(WireCounts::default()));
+    let registry = match (wire_loss, &wire) {
+        (Some(every), Some(counts)) => registry.with(rtc::interceptor::Slot::from(500), {
+            // wire-most, below the NACK responder: the first transmission of every
+            // `every`-th video sequence number is lost, a retransmission of it goes out
+            let counts = counts.clone();
+            let mut seen = std::collections::HashSet::new();
+            tap(move |inbound, msg| match &msg.message.packet {
+                rtc::interceptor::Packet::Rtp(p)
+                    if !inbound
+                        && p.header.ssrc == VSSRC
+                        && p.header.sequence_number % every == every / 2 =>
+                {
+                    let first = seen.insert(p.header.sequence_number);
+                    let n = if first {
+                        &counts.dropped
+                    } else {
+                        &counts.resent
+                    };
+                    n.fetch_add(1, Ordering::Relaxed);
+                    !first
+                }
+                _ => true,
+            })
+        }),
+        _ => registry,
+    };
     let (gtx, mut grx) = tokio::sync::mpsc::channel(1);
     let (stx, srx) = tokio::sync::watch::channel(RTCPeerConnectionState::New);
     let pc = PeerConnectionBuilder::new()
@@ -337,6 +443,8 @@ pub async fn offer(video: bool, audio: bool) -> (WhipClient, String) {
         state: srx,
         plis: plis.clone(),
         pad: 0,
+        h264: fixture,
+        wire,
         // both wrap during a test
         vseq: 65_000,
         aseq: 65_400,
@@ -405,7 +513,17 @@ pub async fn post(
 impl WhipClient {
     /// Publishes to `/live/{stream}/whip` and waits until WebRTC is connected.
     pub async fn publish(http: SocketAddr, stream: &str, token: Option<&str>) -> WhipClient {
-        let (mut c, sdp) = offer(true, true).await;
+        Self::publish_with(http, stream, token, Options::default()).await
+    }
+
+    /// [`WhipClient::publish`] with all the options.
+    pub async fn publish_with(
+        http: SocketAddr,
+        stream: &str,
+        token: Option<&str>,
+        o: Options,
+    ) -> WhipClient {
+        let (mut c, sdp) = offer_with(o).await;
         let (status, headers, body) = post(
             http,
             &format!("/live/{stream}/whip"),
@@ -469,7 +587,7 @@ impl WhipClient {
         lose: impl Fn(bool, u64) -> bool,
         swap: impl Fn(u64) -> bool,
     ) -> Vec<Frame> {
-        let frames = h264_frames();
+        let frames = h264_frames_of(self.h264);
         let packets = opus_packets();
         let start = tokio::time::Instant::now();
         let (mut vi, mut ai) = (0u64, 0u64);

@@ -42,6 +42,12 @@ pub struct SpsInfo {
     pub width: u32,
     /// Display height in pixels (after cropping).
     pub height: u32,
+    /// chroma_format_idc (1, 4:2:0, unless the profile says otherwise).
+    pub chroma_format_idc: u8,
+    /// bit_depth_luma_minus8.
+    pub bit_depth_luma_minus8: u8,
+    /// bit_depth_chroma_minus8.
+    pub bit_depth_chroma_minus8: u8,
 }
 
 impl AvcConfig {
@@ -123,13 +129,23 @@ impl AvcConfig {
                 value: sps.len().max(pps.len()) as u64,
             });
         }
-        let mut r = Vec::with_capacity(11 + sps.len() + pps.len());
+        let mut r = Vec::with_capacity(15 + sps.len() + pps.len());
         r.extend_from_slice(&[1, sps[1], sps[2], sps[3], 0xff, 0xe1]);
         r.extend_from_slice(&(sps.len() as u16).to_be_bytes());
         r.extend_from_slice(sps);
         r.push(1);
         r.extend_from_slice(&(pps.len() as u16).to_be_bytes());
         r.extend_from_slice(pps);
+        // the High profiles' fields (ISO/IEC 14496-15 §5.3.3.1.2), no SPS extensions
+        if matches!(sps[1], 100 | 110 | 122 | 144) {
+            let info = parse_sps(sps)?;
+            r.extend_from_slice(&[
+                0xfc | info.chroma_format_idc,
+                0xf8 | info.bit_depth_luma_minus8,
+                0xf8 | info.bit_depth_chroma_minus8,
+                0,
+            ]);
+        }
         Self::parse(Bytes::from(r))
     }
 
@@ -171,6 +187,7 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, MediaError> {
     r.ue()?; // seq_parameter_set_id
     let mut chroma_format_idc = 1;
     let mut separate_colour_plane = 0;
+    let (mut depth_luma, mut depth_chroma) = (0, 0);
     if matches!(
         profile_idc,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
@@ -179,8 +196,8 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, MediaError> {
         if chroma_format_idc == 3 {
             separate_colour_plane = r.bit()?;
         }
-        r.ue()?; // bit_depth_luma_minus8
-        r.ue()?; // bit_depth_chroma_minus8
+        depth_luma = r.ue()?;
+        depth_chroma = r.ue()?;
         r.bit()?; // qpprime_y_zero_transform_bypass_flag
         if r.bit()? == 1 {
             // seq_scaling_matrix_present_flag
@@ -253,9 +270,23 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, MediaError> {
             value: width.max(height),
         });
     }
+    let small = |field: &'static str, v: u32, max: u32| {
+        if v > max {
+            Err(MediaError::Invalid {
+                what: WHAT,
+                field,
+                value: u64::from(v),
+            })
+        } else {
+            Ok(v as u8)
+        }
+    };
     Ok(SpsInfo {
         width: width as u32,
         height: height as u32,
+        chroma_format_idc: small("chroma_format_idc", chroma_format_idc, 3)?,
+        bit_depth_luma_minus8: small("bit_depth_luma_minus8", depth_luma, 6)?,
+        bit_depth_chroma_minus8: small("bit_depth_chroma_minus8", depth_chroma, 6)?,
     })
 }
 
@@ -373,6 +404,46 @@ pub(crate) mod tests {
         assert!(AvcConfig::from_parameter_sets(&c.sps[0], &c.sps[0]).is_err());
         assert!(AvcConfig::from_parameter_sets(&c.sps[0][..2], &c.pps[0]).is_err());
         assert!(AvcConfig::from_parameter_sets(&c.sps[0], &[]).is_err());
+    }
+
+    #[test]
+    fn high_profile_record_has_its_extension() {
+        let file = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/whip-h264-high.h264"
+        ))
+        .unwrap();
+        // the first NAL units of the Annex B stream: SPS, then PPS
+        let starts: Vec<usize> = (0..file.len() - 3)
+            .filter(|&i| file[i..i + 3] == [0, 0, 1])
+            .map(|i| i + 3)
+            .take(3)
+            .collect();
+        let nal = |k: usize| {
+            let n = &file[starts[k]..starts[k + 1] - 3];
+            n.strip_suffix(&[0]).unwrap_or(n)
+        };
+        let nals = [nal(0), nal(1)];
+        let c = AvcConfig::from_parameter_sets(nals[0], nals[1]).unwrap();
+        assert_eq!(c.profile, 100);
+        assert_eq!((c.info.width, c.info.height), (640, 360));
+        assert_eq!(c.info.chroma_format_idc, 1);
+        // chroma 4:2:0, 8-bit luma and chroma, no SPS extensions
+        assert!(
+            c.record.ends_with(&[0xfd, 0xf8, 0xf8, 0]),
+            "{:02x?}",
+            c.record
+        );
+        assert_eq!(
+            c.record.len(),
+            11 + nals[0].len() + nals[1].len() + 4,
+            "{:02x?}",
+            c.record
+        );
+        // Main and Baseline records carry none
+        let b = AvcConfig::parse(small_record()).unwrap();
+        let b = AvcConfig::from_parameter_sets(&b.sps[0], &b.pps[0]).unwrap();
+        assert_eq!(b.record.len(), 11 + b.sps[0].len() + b.pps[0].len());
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! The `webrtc` crate's side of a WHIP session: a receive-only peer connection for H.264 and
 //! Opus on one UDP port, its event handler, and an interceptor that hands sender reports to
-//! the session (the stack keeps inbound RTCP to itself otherwise).
+//! the session (the stack keeps inbound RTCP to itself otherwise) and notes when each RTP
+//! packet came off the socket (the stack hands packets to the track without that time).
 
 use super::rtp::RtpPacket;
 use super::server::WhipError;
 use ferrocast_media::TrackKind;
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Interceptor, NackGeneratorBuilder, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -20,9 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
-    RTCPeerConnectionState, Registry, SettingEngineBuilder,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, Registry,
+    SettingEngineBuilder,
 };
 
 /// Events a session's peer connection sends its task. Packets are handed over with
@@ -31,11 +35,15 @@ use webrtc::peer_connection::{
 pub(crate) enum PeerEvent {
     /// A track started: its kind, first SSRC, and the handle to send PLIs through.
     Track(TrackKind, u32, Arc<dyn TrackRemote>),
-    /// An RTP packet of a track, and when it was read.
+    /// An RTP packet of a track, and when it was read off the socket.
     Rtp(TrackKind, RtpPacket, Instant),
     /// A sender report: SSRC, NTP time, RTP time.
     Report(u32, u64, u32),
 }
+
+/// How often lost packets are asked for again (NACK), and how many times each at most.
+const NACK_INTERVAL: Duration = Duration::from_millis(25);
+const NACKS_PER_PACKET: u16 = 5;
 
 /// Events queued per session at most.
 pub(crate) const EVENT_QUEUE: usize = 2048;
@@ -55,6 +63,49 @@ struct Handler {
     state: watch::Sender<RTCPeerConnectionState>,
     gathered: Arc<Notify>,
     overflow: Arc<std::sync::atomic::AtomicU64>,
+    arrivals: Arc<Arrivals>,
+}
+
+/// Remembers when recent RTP packets were read off the socket, per SSRC, so the session can
+/// time a packet from the wire rather than from when its track was polled. Bounded: a ring
+/// per SSRC for at most [`ARRIVAL_SSRCS`] SSRCs; a packet not found (overwritten, or from a
+/// further SSRC) is timed when it is polled.
+#[derive(Default)]
+pub(crate) struct Arrivals {
+    rings: parking_lot::Mutex<Vec<(u32, Ring)>>,
+}
+
+/// Sequence number and socket time by `seq % ARRIVAL_RING`.
+type Ring = Box<[Option<(u16, Instant)>]>;
+
+/// Packets remembered per SSRC: far more than the stack holds between the socket and a track.
+const ARRIVAL_RING: usize = 1024;
+/// SSRCs remembered (a WHIP session has one video and one audio stream, RTX aside).
+const ARRIVAL_SSRCS: usize = 4;
+
+impl Arrivals {
+    fn record(&self, ssrc: u32, seq: u16, at: Instant) {
+        let mut rings = self.rings.lock();
+        let ring = match rings.iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => &mut rings[i].1,
+            None if rings.len() < ARRIVAL_SSRCS => {
+                rings.push((ssrc, vec![None; ARRIVAL_RING].into_boxed_slice()));
+                &mut rings.last_mut().expect("just pushed").1
+            }
+            None => return,
+        };
+        ring[usize::from(seq) % ARRIVAL_RING] = Some((seq, at));
+    }
+
+    /// When packet `seq` of `ssrc` was read off the socket, if it is still remembered.
+    fn get(&self, ssrc: u32, seq: u16) -> Option<Instant> {
+        let rings = self.rings.lock();
+        let (_, ring) = rings.iter().find(|(s, _)| *s == ssrc)?;
+        match ring[usize::from(seq) % ARRIVAL_RING] {
+            Some((s, at)) if s == seq => Some(at),
+            _ => None,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -88,18 +139,22 @@ impl PeerConnectionEventHandler for Handler {
         }
         let events = self.events.clone();
         let overflow = self.overflow.clone();
+        let arrivals = self.arrivals.clone();
         // the stack's own queue to this track is small: read it at once, never blocking
         tokio::spawn(async move {
             while let Some(ev) = track.poll().await {
                 match ev {
                     TrackRemoteEvent::OnRtpPacket(p) => {
+                        let at = arrivals
+                            .get(p.header.ssrc, p.header.sequence_number)
+                            .unwrap_or_else(Instant::now);
                         let packet = RtpPacket {
                             seq: p.header.sequence_number,
                             timestamp: p.header.timestamp,
                             marker: p.header.marker,
                             payload: p.payload,
                         };
-                        match events.try_send(PeerEvent::Rtp(kind, packet, Instant::now())) {
+                        match events.try_send(PeerEvent::Rtp(kind, packet, at)) {
                             Ok(()) => {}
                             Err(mpsc::error::TrySendError::Full(_)) => {
                                 overflow.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -115,9 +170,11 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Passes every inbound sender report's timing to the session; the packets go on unchanged.
+/// Passes every inbound sender report's timing to the session and notes every inbound RTP
+/// packet's socket time; the packets go on unchanged.
 struct ReportTap {
     events: mpsc::Sender<PeerEvent>,
+    arrivals: Arc<Arrivals>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
@@ -130,7 +187,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReportTap {
     type Time = Instant;
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
+        if let Packet::Rtp(p) = &msg.message.packet {
+            self.arrivals
+                .record(p.header.ssrc, p.header.sequence_number, msg.now);
+        } else if let Packet::Rtcp(packets) = &msg.message.packet {
             for p in packets {
                 if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
                     let _ =
@@ -218,10 +278,23 @@ pub(crate) async fn build(
 ) -> Result<Peer, webrtc::error::Error> {
     let mut me = media_engine()?;
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-    let registry = register_default_interceptors(Registry::new(), &mut me)?.with(
-        rtc::interceptor::Slot::from(14_000),
+    let arrivals = Arc::new(Arrivals::default());
+    // The stack's defaults, less the NACK responder (nothing is sent) and with NACKs asked
+    // sooner than its 100 ms cycle: a lost packet is waited for `REORDER_WAIT`, so the
+    // request must leave early enough for the retransmission to arrive within it.
+    let registry = Registry::new().with(
+        Slot::NackGenerator,
+        NackGeneratorBuilder::new()
+            .with_interval(NACK_INTERVAL)
+            .with_max_nacks_per_packet(NACKS_PER_PACKET)
+            .build(),
+    );
+    let registry = configure_twcc_receiver_only(registry, &mut me)?;
+    let registry = configure_rtcp_reports(registry).with(
+        Slot::from(14_000),
         ReportTap {
             events: tx.clone(),
+            arrivals: arrivals.clone(),
             read: VecDeque::new(),
             write: VecDeque::new(),
         },
@@ -242,6 +315,7 @@ pub(crate) async fn build(
         state: state_tx,
         gathered: gathered.clone(),
         overflow: overflow.clone(),
+        arrivals,
     });
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
@@ -348,6 +422,28 @@ pub fn rewrite_candidates(sdp: &str, local: std::net::IpAddr, public: std::net::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrivals_remember_recent_packets_per_ssrc() {
+        let a = Arrivals::default();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        a.record(1, 65_535, t0);
+        a.record(2, 65_535, t0 + ms(1));
+        assert_eq!(a.get(1, 65_535), Some(t0));
+        assert_eq!(a.get(2, 65_535), Some(t0 + ms(1)));
+        assert_eq!(a.get(1, 0), None);
+        // a ring's slot is taken by the packet ARRIVAL_RING numbers later (across the wrap)
+        a.record(1, 65_535u16.wrapping_add(ARRIVAL_RING as u16), t0 + ms(2));
+        assert_eq!(a.get(1, 65_535), None);
+        assert_eq!(a.get(1, ARRIVAL_RING as u16 - 1), Some(t0 + ms(2)));
+        // at most ARRIVAL_SSRCS streams are remembered
+        for ssrc in 3..10 {
+            a.record(ssrc, 7, t0);
+        }
+        assert_eq!(a.get(ARRIVAL_SSRCS as u32, 7), Some(t0));
+        assert_eq!(a.get(ARRIVAL_SSRCS as u32 + 1, 7), None);
+    }
 
     #[test]
     fn candidates_get_the_public_address() {
