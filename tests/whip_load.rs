@@ -1,7 +1,7 @@
 //! WHIP load figures, ignored by default (they take a minute and print rather than judge
 //! speed): N WebRTC publishers (default 10) at about 1.5 Mbit/s each publish into the server
 //! binary running in its own process; the server's CPU time comes from /proc, the
-//! glass-to-playlist latency (RTP arrival of a part's last frame → part servable) from its
+//! glass-to-playlist latency (UDP read of a part's last frame → part servable) from its
 //! `ferrocast_part_publish_latency_seconds` histogram. The publishers share the machine's
 //! cores with the server.
 //!
@@ -159,7 +159,7 @@ async fn whip_publishers_cpu_and_latency() {
     let mbps = (b1 - b0) * 8.0 / wall / n as f64 / 1e6;
     let cpu = (cpu1 - cpu0) / wall;
     println!(
-        "WHIP load: {n} publishers, {mbps:.2} Mbit/s RTP payload each, {wall:.0} s measured: server CPU {:.1} % of one core in total, {:.2} % per publisher; part latency (RTP arrival of the last frame → part servable, bucket bounds) p50 ≤ {} ms, p99 ≤ {} ms; video packets lost {lost}, frames dropped for loss {dropped}; RSS {rss0:.0} → {rss1:.0} MiB ({:.1} MiB per publisher, its stream's window of segments included)",
+        "WHIP load: {n} publishers, {mbps:.2} Mbit/s RTP payload each, {wall:.0} s measured: server CPU {:.1} % of one core in total, {:.2} % per publisher; glass-to-playlist (UDP read of the last frame's last packet → part servable, bucket bounds) p50 ≤ {} ms, p99 ≤ {} ms; video packets lost {lost}, frames dropped for loss {dropped}; RSS {rss0:.0} → {rss1:.0} MiB ({:.1} MiB per publisher, its stream's window of segments included)",
         cpu * 100.0,
         cpu * 100.0 / n as f64,
         quantile(&lat0, &lat1, 0.5) * 1000.0,
