@@ -11,7 +11,7 @@
 set -euo pipefail
 CONNS=${1:-"256 1000"}; SECS=${2:-8}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/target/release
+bin=${FERROCAST_BIN_DIR:-$root/target/release}   # another build, for an A/B run
 work=$(mktemp -d /dev/shm/cachedbench.XXXX)
 chmod 755 "$work"   # nginx workers run as another user
 pids=()

@@ -19,6 +19,8 @@ pub mod cache;
 pub mod h3;
 pub mod idle;
 pub mod ingest;
+#[cfg(target_os = "linux")]
+pub mod memfile;
 pub mod metrics;
 pub mod origin;
 pub mod reply;

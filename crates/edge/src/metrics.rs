@@ -18,6 +18,8 @@ pub struct HttpMetrics {
     pub refused: IntCounterVec,
     /// Connections closed because no bytes moved for the idle timeout.
     pub idle_closed: prometheus::IntCounter,
+    /// Response bytes sent from memory files with `sendfile` (HTTP/1.1 without TLS).
+    pub sendfile_bytes: prometheus::IntCounter,
 }
 
 impl HttpMetrics {
@@ -30,6 +32,7 @@ impl HttpMetrics {
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.refused.clone()))?;
         registry.register(Box::new(m.idle_closed.clone()))?;
+        registry.register(Box::new(m.sendfile_bytes.clone()))?;
         // exported from the start (at 0), so rates and dashboards work before the first one
         for limit in ["total", "per_ip"] {
             m.refused.with_label_values(&[limit]);
@@ -77,6 +80,11 @@ impl HttpMetrics {
             idle_closed: prometheus::IntCounter::new(
                 "ferrocast_http_connections_idle_closed_total",
                 "Client connections closed after the idle timeout",
+            )
+            .expect("valid metric"),
+            sendfile_bytes: prometheus::IntCounter::new(
+                "ferrocast_http_sendfile_bytes_total",
+                "Response bytes sent from memory files with sendfile (HTTP/1.1 without TLS)",
             )
             .expect("valid metric"),
         }

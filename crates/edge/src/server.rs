@@ -125,14 +125,20 @@ pub async fn serve(
             async move {
                 let _slot = slot;
                 let activity = Activity::new();
-                let io = Tracked::new(tcp, activity.clone());
                 let served = async {
                     match tls {
                         None => {
+                            #[cfg(target_os = "linux")]
+                            let tcp = crate::memfile::SendfileTcp::new(
+                                tcp,
+                                metrics.sendfile_bytes.clone(),
+                            );
+                            let io = Tracked::new(tcp, activity.clone());
                             let conn = builder.serve_connection(TokioIo::new(io), svc);
                             graceful.watch(conn.into_owned()).await
                         }
                         Some(acceptor) => {
+                            let io = Tracked::new(tcp, activity.clone());
                             let stream =
                                 match tokio::time::timeout(handshake, acceptor.accept(io)).await {
                                     Ok(Ok(s)) => s,

@@ -319,14 +319,14 @@ impl Upstream {
             s
         })?;
         let (head, body) = resp.into_parts();
-        // one buffer per object: a single DATA frame stays a slice of the connection's read
-        // buffer; several are joined once here (never per viewer), so every response is one
-        // write of exactly the bytes the cache budget counts
-        let body = Limited::new(body, self.cfg.max_object_bytes)
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
+        let mut body = Limited::new(body, self.cfg.max_object_bytes);
+        let mut chunks = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(|e| format!("body: {e}"))?.into_data() {
+                chunks.push(data);
+            }
+        }
+        let body = join_body(chunks);
         Ok(Fetched {
             status: head.status,
             headers: head.headers,
@@ -400,6 +400,38 @@ fn join(base: &Uri, target: &str) -> Option<Uri> {
     let mut parts = base.clone().into_parts();
     parts.path_and_query = Some(target.parse().ok()?);
     Uri::from_parts(parts).ok()
+}
+
+/// One buffer per object: a single small DATA frame stays a slice of the connection's read
+/// buffer; several are joined once here (never per viewer), so every response writes exactly
+/// the bytes the cache budget counts. A large object is joined into a memory file, which
+/// HTTP/1.1 without TLS sends with `sendfile` (see [`crate::memfile`]).
+fn join_body(mut chunks: Vec<Bytes>) -> Bytes {
+    chunks.retain(|c| !c.is_empty());
+    let len: usize = chunks.iter().map(Bytes::len).sum();
+    #[cfg(target_os = "linux")]
+    if len >= crate::memfile::MIN_LEN {
+        match crate::memfile::from_chunks(&chunks) {
+            Ok(b) => return b,
+            Err(e) => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(
+                    || warn!(error = %e, "memory files unavailable: objects stay on the heap"),
+                );
+            }
+        }
+    }
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => {
+            let mut v = Vec::with_capacity(len);
+            for c in &chunks {
+                v.extend_from_slice(c);
+            }
+            Bytes::from(v)
+        }
+    }
 }
 
 #[cfg(test)]
