@@ -30,8 +30,19 @@ use tokio::net::TcpStream;
 pub const MIN_LEN: usize = 16 * 1024;
 
 /// Memory files alive at most: each holds a file descriptor, and descriptors are also what
-/// accepting viewers needs. Past this, objects stay on the heap.
+/// accepting viewers needs. Past this (or a quarter of the process's descriptor limit, if
+/// that is lower), objects stay on the heap.
 pub const MAX_LIVE: usize = 4096;
+
+/// [`MAX_LIVE`], or a quarter of the soft `RLIMIT_NOFILE` when that is lower.
+fn max_live() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let quarter = limit.current.map_or(u64::MAX, |n| n / 4);
+        quarter.min(MAX_LIVE as u64) as usize
+    })
+}
 
 /// A sealed, read-only mapped memory file holding one object.
 struct MemFile {
@@ -63,7 +74,7 @@ pub fn from_chunks(chunks: &[Bytes]) -> io::Result<Bytes> {
     if len == 0 {
         return Ok(Bytes::new());
     }
-    if LIVE.load(Ordering::Relaxed) >= MAX_LIVE {
+    if LIVE.load(Ordering::Relaxed) >= max_live() {
         return Err(io::Error::other("memory file limit reached"));
     }
     let fd = rustix::fs::memfd_create(
