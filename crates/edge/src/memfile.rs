@@ -118,11 +118,6 @@ fn lookup(buf: &[u8]) -> Option<(Arc<File>, u64, usize)> {
     (off < *len).then(|| (file.clone(), off as u64, buf.len().min(len - off)))
 }
 
-/// True when `buf` lies in a memory file (test and metrics aid).
-pub fn is_mapped(buf: &[u8]) -> bool {
-    lookup(buf).is_some()
-}
-
 /// A plain TCP stream whose writes of memory-file bytes go out with `sendfile`.
 pub struct SendfileTcp {
     tcp: TcpStream,
@@ -135,6 +130,25 @@ impl SendfileTcp {
         Self { tcp, sent }
     }
 
+    /// Runs the non-blocking write `op` once the socket is writable, until it does not block.
+    fn poll_writable(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut() -> rustix::io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_write_ready(cx))?;
+            match self
+                .tcp
+                .try_io(Interest::WRITABLE, || op().map_err(io::Error::from))
+            {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    /// Sends `n` bytes of `file` from `off` with `sendfile`.
     fn poll_sendfile(
         &self,
         cx: &mut Context<'_>,
@@ -142,19 +156,11 @@ impl SendfileTcp {
         mut off: u64,
         n: usize,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
-            match self.tcp.try_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(&self.tcp, file, Some(&mut off), n).map_err(io::Error::from)
-            }) {
-                Ok(w) => {
-                    self.sent.inc_by(w as u64);
-                    return Poll::Ready(Ok(w));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        let sent = ready!(self.poll_writable(cx, || {
+            rustix::fs::sendfile(&self.tcp, file, Some(&mut off), n)
+        }))?;
+        self.sent.inc_by(sent as u64);
+        Poll::Ready(Ok(sent))
     }
 
     /// Writes `bufs` (none of them in a memory file) with `MSG_MORE`: more follows at once.
@@ -164,22 +170,14 @@ impl SendfileTcp {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         use rustix::net::{SendAncillaryBuffer, SendFlags};
-        loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
-            match self.tcp.try_io(Interest::WRITABLE, || {
-                rustix::net::sendmsg(
-                    &self.tcp,
-                    bufs,
-                    &mut SendAncillaryBuffer::default(),
-                    SendFlags::MORE | SendFlags::NOSIGNAL,
-                )
-                .map_err(io::Error::from)
-            }) {
-                Ok(w) => return Poll::Ready(Ok(w)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        self.poll_writable(cx, || {
+            rustix::net::sendmsg(
+                &self.tcp,
+                bufs,
+                &mut SendAncillaryBuffer::default(),
+                SendFlags::MORE | SendFlags::NOSIGNAL,
+            )
+        })
     }
 }
 
@@ -254,16 +252,16 @@ mod tests {
         let joined: Vec<u8> = c.iter().flat_map(|b| b.iter().copied()).collect();
         let b = from_chunks(&c).unwrap();
         assert_eq!(&b[..], &joined[..]);
-        assert!(is_mapped(&b));
-        assert!(is_mapped(&b[39_999..]));
+        assert!(lookup(&b).is_some());
+        assert!(lookup(&b[39_999..]).is_some());
         let (_, off, n) = lookup(&b.slice(1000..)).unwrap();
         assert_eq!((off, n), (1000, 39_000));
-        assert!(!is_mapped(&joined));
+        assert!(lookup(&joined).is_none());
         // slices share the mapping; it goes when the last one does
         let tail = b.slice(30_000..);
         let p = b.as_ptr() as usize;
         drop(b);
-        assert!(is_mapped(&tail));
+        assert!(lookup(&tail).is_some());
         drop(tail);
         assert!(!REGISTRY.read().contains_key(&p));
         assert!(from_chunks(&[]).unwrap().is_empty());
