@@ -46,6 +46,8 @@ cleanup() {
 }
 trap cleanup EXIT
 abort() { fail "$1"; summary; exit 1; }
+# shellcheck source=tests/interop/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 [ -x "$bin" ] || abort "no server binary at $bin (cargo build --release)"
 [ -f "$sample" ] || abort "missing $sample"
@@ -60,11 +62,7 @@ if ! "$venv/bin/python" -c 'import aioquic' 2>/dev/null; then
     abort "pip install aioquic failed"
 fi
 
-read -r o_rtmp o_http o_admin b_rtmp b_http b_admin e_http e_https e_admin < <(node -e '
-  const net = require("net"); const ss = []; let ok = 0;
-  for (let i = 0; i < 9; i++) { const s = net.createServer(); ss.push(s);
-    s.listen(0, "127.0.0.1", () => { if (++ok === 9) {
-      console.log(ss.map((x) => x.address().port).join(" ")); ss.forEach((x) => x.close()); } }); }')
+read -r o_rtmp o_http o_admin b_rtmp b_http b_admin e_http e_https e_admin < <(free_ports 9)
 playback_secret=edge-interop-playback-secret
 key=edge-interop-key
 auth="[auth.publish]

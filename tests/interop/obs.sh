@@ -26,8 +26,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=tests/interop/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-ports=$(node -e 'const n=require("net");const p=[];let k=0;for(let i=0;i<2;i++){const s=n.createServer();s.listen(0,"127.0.0.1",()=>{p.push(s.address().port);s.close();if(++k===2)console.log(p.join(" "))})}')
+ports=$(free_ports 2)
 read -r rtmp_port http_port <<<"$ports"
 cat >"$work/ferrocast.toml" <<CFG
 [log]

@@ -42,21 +42,12 @@ failed=0
 skipped=0
 logs_shown=
 
+# shellcheck source=tests/interop/lib.sh
+. "$here/lib.sh"
 say() { echo "interop: $*"; }
 pass() { echo "PASS  $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL  $1"; failed=$((failed + 1)); }
 skip() { echo "SKIP  $1"; skipped=$((skipped + 1)); }
-
-stop_pid() {
-  local p=$1 i
-  kill -TERM "$p" 2>/dev/null || { wait "$p" 2>/dev/null || true; return 0; }
-  for i in $(seq 1 50); do
-    kill -0 "$p" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-}
 
 show_logs() {
   logs_shown=1
@@ -122,17 +113,6 @@ if [ ! -f "$here/node_modules/hls.js/dist/hls.min.js" ] || [ ! -d "$here/node_mo
 fi
 
 # ---- helpers -----------------------------------------------------------------------------------
-# Prints n free loopback TCP ports (held open together so they are distinct).
-free_ports() {
-  node -e '
-    const net = require("net"); const n = +process.argv[1]; const ss = []; let ok = 0;
-    for (let i = 0; i < n; i++) {
-      const s = net.createServer(); ss.push(s);
-      s.listen(0, "127.0.0.1", () => { if (++ok === n) {
-        console.log(ss.map((x) => x.address().port).join(" ")); ss.forEach((x) => x.close()); } });
-    }' "$1"
-}
-
 # resolve BASE_URL REF: RFC 3986 reference resolution for the forms playlists use.
 resolve() {
   local base=$1 ref=$2
@@ -160,13 +140,6 @@ segments_tsv() {
   ' "$1"
 }
 
-# json FIELD.PATH < json  (prints objects as JSON, missing as "null")
-json() {
-  node -e '
-    let j; try { j = JSON.parse(require("fs").readFileSync(0, "utf8")); } catch { j = null; }
-    const v = process.argv[1].split(".").reduce((o, k) => (o == null ? o : o[k]), j);
-    console.log(v !== null && typeof v === "object" ? JSON.stringify(v) : String(v ?? null));' "$1"
-}
 
 # count_frames FILE -> decoded frames of its first stream
 count_frames() {

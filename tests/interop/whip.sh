@@ -15,18 +15,12 @@ server_pid=; pub_pid=
 passed=0; failed=0
 pass() { echo "PASS  whip: $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL  whip: $1"; failed=$((failed + 1)); }
-stop() {
-  local p=$1
-  [ -n "$p" ] || return 0
-  kill -TERM "$p" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-}
+# shellcheck source=tests/interop/lib.sh
+. "$here/lib.sh"
 cleanup() {
   local rc=$?
-  stop "$pub_pid"
-  stop "$server_pid"
+  stop_pid "$pub_pid"
+  stop_pid "$server_pid"
   if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
     for f in server.log publish.err hlsjs.err; do
       [ -s "$work/$f" ] && { echo "----- $f (last 40 lines)"; tail -n 40 "$work/$f"; }
@@ -35,14 +29,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-json() {
-  node -e '
-    let j; try { j = JSON.parse(require("fs").readFileSync(0, "utf8")); } catch { j = null; }
-    const v = process.argv[1].split(".").reduce((o, k) => (o == null ? o : o[k]), j);
-    console.log(v !== null && typeof v === "object" ? JSON.stringify(v) : String(v ?? null));' "$1"
-}
 
-ports=$(node -e 'const n=require("net");const p=[];let k=0;for(let i=0;i<3;i++){const s=n.createServer();s.listen(0,"127.0.0.1",()=>{p.push(s.address().port);s.close();if(++k===3)console.log(p.join(" "))})}')
+ports=$(free_ports 3)
 read -r rtmp_port http_port admin_port <<<"$ports"
 cat >"$work/ferrocast.toml" <<CFG
 [log]
