@@ -154,7 +154,9 @@ async fn two_hundred_viewers_through_an_edge_cost_one_upstream_request_per_objec
     };
     // parts are immutable: exactly one successful origin request per distinct part. The edge
     // also prefetches preload-hinted parts; a hint for a part that the segment's end made
-    // moot costs at most one wasted request per segment and rendition (answered 404)
+    // moot costs at most one wasted request per segment and rendition (answered 404), and so
+    // does, once per rendition, the hint that the end of the publish made moot: the origin then
+    // fills its reconnect grace with GAP parts, whose hints the edge does not prefetch
     let ok_parts = metric(
         a.admin,
         "ferrocast_http_requests_total",
@@ -169,7 +171,7 @@ async fn two_hundred_viewers_through_an_edge_cost_one_upstream_request_per_objec
         .collect();
     let wasted = after("part").await - ok_parts;
     assert!(
-        wasted <= segments.len() as f64,
+        wasted <= (segments.len() + 2) as f64,
         "{wasted} hinted prefetches wasted for {} segments",
         segments.len()
     );
@@ -190,8 +192,9 @@ async fn two_hundred_viewers_through_an_edge_cost_one_upstream_request_per_objec
     let upstream = metric(edge.admin, "ferrocast_edge_upstream_requests_total", &[]).await;
     assert!(coalesced + hits > 0.0);
     eprintln!(
-        "{requests} viewer requests, {upstream} upstream ({:.1}x), {hits} hits, {coalesced} coalesced",
-        requests as f64 / upstream
+        "{requests} viewer requests, {upstream} upstream ({:.1}x), {hits} hits, {coalesced} coalesced, {wasted} wasted prefetches for {} segments",
+        requests as f64 / upstream,
+        segments.len()
     );
     // nothing left waiting
     let (_, fills) = edge.edge.as_ref().unwrap().cache().counts();

@@ -110,12 +110,19 @@ pub fn target<'a>(path: &'a str, query: &str) -> Result<Target<'a>, KeyError> {
 
 /// The key of the part a media playlist's `EXT-X-PRELOAD-HINT` names, if it is a part of the
 /// URL scheme next to the playlist. `playlist_key` is the playlist's key.
+///
+/// None while the newest part is a `GAP`: the origin's input has stalled and fills the
+/// timeline with gap parts, which it answers 404, so fetching their hints ahead of time only
+/// costs upstream requests (one per part per edge for as long as the stall lasts).
 pub fn hinted_part(playlist_key: &str, text: &str) -> Option<String> {
-    let line = text
-        .lines()
-        .rev()
-        .take(8)
+    let mut tail = text.lines().rev().take(16);
+    let line = tail
+        .by_ref()
         .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART,"))?;
+    let newest = tail.find(|l| l.starts_with("#EXT-X-PART:"));
+    if newest.is_some_and(|l| l.contains(",GAP=YES")) {
+        return None;
+    }
     let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
     if uri.contains('/') || uri.contains('?') {
         return None;
@@ -170,6 +177,14 @@ mod tests {
         assert_eq!(hinted_part("/live/a/video.m3u8", evil), None);
         let map = "#EXT-X-PRELOAD-HINT:TYPE=MAP,URI=\"video_init1.mp4\"\n";
         assert_eq!(hinted_part("/live/a/video.m3u8", map), None);
+        // a stalled input: the newest part is a gap, and so, most likely, is the hinted one
+        let stalled = "#EXTM3U\n#EXT-X-PART:DURATION=0.2,URI=\"video_3.1.m4s\",GAP=YES\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video_3.2.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"audio.m3u8\",LAST-MSN=3,LAST-PART=1\n";
+        assert_eq!(hinted_part("/live/a/video.m3u8", stalled), None);
+        let resumed = stalled.replacen(",GAP=YES", "", 1);
+        assert_eq!(
+            hinted_part("/live/a/video.m3u8", &resumed).as_deref(),
+            Some("/live/a/video_3.2.m4s")
+        );
     }
 
     #[test]
