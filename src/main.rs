@@ -94,6 +94,7 @@ fn run() -> Result<()> {
                 .with_writer(std::io::stderr)
         }))
         .init();
+    raise_open_files(cfg.limits.max_connections);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -114,6 +115,49 @@ fn run() -> Result<()> {
         Ok(())
     })
 }
+
+/// Raises the soft open-file limit to the hard one, as a server that holds a descriptor per
+/// viewer must: service managers and shells commonly start processes at a soft 1,024, which
+/// an edge's viewers (and its memory files, see `ferrocast_edge::memfile`) exhaust long before
+/// `limits.max_connections`. Warns when even the hard limit is below that.
+#[cfg(target_os = "linux")]
+fn raise_open_files(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // Linux refuses an unlimited RLIMIT_NOFILE; 2^20 is its default `fs.nr_open`
+    const UNLIMITED_AS: u64 = 1 << 20;
+    let before = getrlimit(Resource::Nofile);
+    let hard = before.maximum.unwrap_or(UNLIMITED_AS);
+    let soft = before.current.unwrap_or(UNLIMITED_AS);
+    let now = if soft < hard {
+        let raised = Rlimit {
+            current: Some(hard),
+            maximum: before.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                tracing::info!(from = soft, to = hard, "raised the open-file limit");
+                hard
+            }
+            Err(e) => {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    if max_connections > 0 && now < max_connections as u64 {
+        tracing::warn!(
+            open_files = now,
+            max_connections,
+            "the open-file limit is below limits.max_connections: accepts will fail before the \
+             limit is reached (raise LimitNOFILE / ulimit -Hn)"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_open_files(_max_connections: usize) {}
 
 /// `ferrocast sign`: prints a token for the configured secrets.
 fn sign(

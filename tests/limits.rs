@@ -240,3 +240,33 @@ async fn rtmp_connections_per_address_and_http_connections_in_total_are_bounded(
     assert_eq!(get(http, "/live/x/index.m3u8").await.status, 404);
     s.shutdown().await;
 }
+
+/// The soft and hard "Max open files" of a process, from /proc.
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let mut f = line["Max open files".len()..].split_whitespace();
+    (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn the_server_raises_its_soft_open_file_limit_to_the_hard_one() {
+    // started the way a shell or service manager often starts it: a soft limit of 256
+    let (rtmp, http, admin) = (free_addr(), free_addr(), free_addr());
+    let config = format!(
+        "[rtmp]\nlisten = \"{rtmp}\"\n[http]\nlisten = \"{http}\"\n[https]\nenabled = false\n[admin]\nlisten = \"{admin}\"\n[log]\nlevel = \"info\"\n"
+    );
+    let process = Process::start_with_soft_nofile(&config, rtmp, http, admin, Some(256)).await;
+    let (soft, hard) = open_file_limits(process.pid());
+    assert_ne!(hard, "256", "the hard limit leaves nothing to raise");
+    assert_eq!(soft, hard, "soft limit not raised:\n{}", process.log_tail());
+    assert!(
+        process.log().contains("raised the open-file limit"),
+        "{}",
+        process.log_tail()
+    );
+    assert_eq!(get(http, "/live/nope/video.m3u8").await.status, 404);
+}

@@ -693,6 +693,17 @@ impl Process {
         http: SocketAddr,
         admin: SocketAddr,
     ) -> Process {
+        Process::start_with_soft_nofile(config, rtmp, http, admin, None).await
+    }
+
+    /// [`Process::start`], started (by `sh`'s `ulimit -Sn`) with this soft open-file limit.
+    pub async fn start_with_soft_nofile(
+        config: &str,
+        rtmp: SocketAddr,
+        http: SocketAddr,
+        admin: SocketAddr,
+        soft_nofile: Option<u64>,
+    ) -> Process {
         let dir = std::env::temp_dir();
         let stem = format!("ferrocast-test-{}-{}", std::process::id(), admin.port());
         let (cfg, log) = (
@@ -700,7 +711,19 @@ impl Process {
             dir.join(format!("{stem}.log")),
         );
         std::fs::write(&cfg, config).expect("write config");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrocast"))
+        let bin = env!("CARGO_BIN_EXE_ferrocast");
+        let mut command = match soft_nofile {
+            None => std::process::Command::new(bin),
+            Some(n) => {
+                // `exec` keeps the process id: the child is the server itself
+                let mut c = std::process::Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -Sn {n} && exec \"$0\" \"$@\""))
+                    .arg(bin);
+                c
+            }
+        };
+        let child = command
             .arg("--config")
             .arg(&cfg)
             .stdout(std::process::Stdio::null())
