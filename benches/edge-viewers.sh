@@ -3,15 +3,15 @@
 # configs/edge.toml), one looped RTMP publisher (ffmpeg, real time), and ferrocast-loadgen's
 # hls.js-like viewers against the edge, for each HTTP version and viewer count given.
 # Everything shares this machine's cores. Prints one JSON line per run with the loadgen's
-# figures, the edge's RSS and CPU, and the coalescing factor (viewer requests / upstream
+# figures, the edge's RSS and CPU, the generator's CPU (% of one core, over its whole run), and the coalescing factor (viewer requests / upstream
 # requests) measured from the edge's metrics.
 # Usage: bash benches/edge-viewers.sh "1.1 2 3" "500 1000" [SECONDS=20] [SAMPLE=tests/fixtures/sample-h264-aac-small.flv]
-# Needs: ffmpeg, curl, a release build (cargo build --release).
+# Needs: ffmpeg, curl, GNU time (/usr/bin/time), a release build (cargo build --release).
 set -euo pipefail
 VERSIONS=${1:-"1.1 2 3"}; COUNTS=${2:-"250 500 1000"}; SECS=${3:-20}
 root=$(cd "$(dirname "$0")/.." && pwd)
 SAMPLE=${4:-$root/tests/fixtures/sample-h264-aac-small.flv}
-bin=$root/target/release
+bin=${FERROCAST_BIN_DIR:-$root/target/release}   # another build, for an A/B run
 work=$(mktemp -d)
 # shellcheck source=benches/lib.sh
 . "$root/benches/lib.sh"
@@ -29,9 +29,10 @@ for v in $VERSIONS; do
   for n in $COUNTS; do
     if [ "$v" = 1.1 ]; then url=http://127.0.0.1:8080/live/bench/index.m3u8; else url=https://127.0.0.1:8443/live/bench/index.m3u8; fi
     r0=$(counter ferrocast_http_requests_total); u0=$(counter ferrocast_edge_upstream_requests_total); c0=$(ticks $edge)
-    out=$("$bin/ferrocast-loadgen" "$url" --cafile "$cert" --viewers "$n" --http "$v" --duration "$SECS" --ramp 5 --warmup 3 --json)
+    out=$(/usr/bin/time -o "$work/lg-time" -f '%U %S %e' "$bin/ferrocast-loadgen" "$url" --cafile "$cert" --viewers "$n" --http "$v" --duration "$SECS" --ramp 5 --warmup 3 --json)
+    lg_cpu=$(awk '{printf "%.0f", ($1 + $2) * 100 / $3}' "$work/lg-time")
     r1=$(counter ferrocast_http_requests_total); u1=$(counter ferrocast_edge_upstream_requests_total); c1=$(ticks $edge)
     rss=$(awk '/VmRSS/{print $2}' /proc/$edge/status)
-    echo "$out" | sed "s/}\$/,\"edge_rss_mib\":$((rss / 1024)),\"edge_cpu_pct\":$(( (c1 - c0) * 100 / tck / SECS )),\"coalescing\":$(awk -v a=$((r1 - r0)) -v b=$((u1 - u0)) 'BEGIN{printf "%.1f", a/(b>0?b:1)}')}/"
+    echo "$out" | sed "s/}\$/,\"edge_rss_mib\":$((rss / 1024)),\"edge_cpu_pct\":$(( (c1 - c0) * 100 / tck / SECS )),\"loadgen_cpu_pct\":$lg_cpu,\"coalescing\":$(awk -v a=$((r1 - r0)) -v b=$((u1 - u0)) 'BEGIN{printf "%.1f", a/(b>0?b:1)}')}/"
   done
 done

@@ -81,7 +81,7 @@ impl Target {
     }
 }
 
-/// A response, body collected.
+/// A response: its body, or (for [`Keep::Head`]) the start of its body.
 pub struct Response {
     /// Status.
     pub status: u16,
@@ -89,8 +89,57 @@ pub struct Response {
     pub published_us: Option<i64>,
     /// Content-Encoding is gzip.
     pub gzip: bool,
-    /// Body.
+    /// Body, or as much of its start as was kept.
     pub body: Bytes,
+    /// Length of the whole body, every byte of which was received.
+    pub len: usize,
+}
+
+/// How much of a response body to keep: every byte is read either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The whole body (playlists).
+    All,
+    /// The chunks that arrive until at least this many bytes are kept (a part's `moof`
+    /// comes first: the rest is counted and dropped, never joined into one buffer).
+    Head(usize),
+}
+
+/// Gathers a body's chunks as [`Keep`] says.
+struct Gather {
+    keep: Keep,
+    kept: Vec<Bytes>,
+    kept_len: usize,
+    len: usize,
+}
+
+impl Gather {
+    fn new(keep: Keep) -> Self {
+        Self {
+            keep,
+            kept: Vec::new(),
+            kept_len: 0,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        let full = matches!(self.keep, Keep::Head(n) if self.kept_len >= n);
+        if !full && !chunk.is_empty() {
+            self.kept_len += chunk.len();
+            self.kept.push(chunk);
+        }
+    }
+
+    fn finish(mut self) -> (Bytes, usize) {
+        let body = if self.kept.len() == 1 {
+            self.kept.pop().unwrap_or_default()
+        } else {
+            Bytes::from(self.kept.concat())
+        };
+        (body, self.len)
+    }
 }
 
 /// An open connection.
@@ -166,8 +215,8 @@ impl Conn {
         }
     }
 
-    /// GET `path`, asking for gzip.
-    pub async fn get(&mut self, t: &Target, path: &str) -> Result<Response> {
+    /// GET `path`, asking for gzip; keeps the body as `keep` says.
+    pub async fn get(&mut self, t: &Target, path: &str, keep: Keep) -> Result<Response> {
         let uri = || format!("{}{path}", t.origin);
         let head = |b: http::request::Builder| b.header("accept-encoding", "gzip");
         let resp = match self {
@@ -175,28 +224,23 @@ impl Conn {
                 s.ready().await?;
                 let req = head(http::Request::get(path).header("host", &t.authority))
                     .body(Empty::new())?;
-                hyper_response(s.send_request(req).await?).await?
+                hyper_response(s.send_request(req).await?, keep).await?
             }
             Conn::H2(s) => {
                 s.ready().await?;
                 let req = head(http::Request::get(uri())).body(Empty::new())?;
-                hyper_response(s.send_request(req).await?).await?
+                hyper_response(s.send_request(req).await?, keep).await?
             }
             Conn::H3(s) => {
                 let req = head(http::Request::get(uri())).body(())?;
                 let mut stream = s.send_request(req).await?;
                 stream.finish().await?;
                 let r = stream.recv_response().await?;
-                let mut chunks = Vec::new();
+                let mut body = Gather::new(keep);
                 while let Some(mut c) = stream.recv_data().await? {
                     let n = c.remaining();
-                    chunks.push(c.copy_to_bytes(n));
+                    body.push(c.copy_to_bytes(n));
                 }
-                let body = if chunks.len() == 1 {
-                    chunks.pop().unwrap_or_default()
-                } else {
-                    Bytes::from(chunks.concat())
-                };
                 response(r.status().as_u16(), r.headers(), body)
             }
         };
@@ -204,14 +248,21 @@ impl Conn {
     }
 }
 
-async fn hyper_response(r: http::Response<hyper::body::Incoming>) -> Result<Response> {
-    let (head, body) = r.into_parts();
-    let body = body.collect().await?.to_bytes();
+async fn hyper_response(r: http::Response<hyper::body::Incoming>, keep: Keep) -> Result<Response> {
+    let (head, mut incoming) = r.into_parts();
+    let mut body = Gather::new(keep);
+    while let Some(frame) = incoming.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            body.push(data);
+        }
+    }
     Ok(response(head.status.as_u16(), &head.headers, body))
 }
 
-fn response(status: u16, h: &http::HeaderMap, body: Bytes) -> Response {
+fn response(status: u16, h: &http::HeaderMap, body: Gather) -> Response {
+    let (body, len) = body.finish();
     Response {
+        len,
         status,
         published_us: h
             .get("ferrocast-published-us")
@@ -260,4 +311,25 @@ pub fn ok(r: &Response, what: &str) -> Result<()> {
         bail!("{what}: HTTP {}", r.status);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_keeps_the_head_and_counts_every_byte() {
+        let chunks = || [&[1u8; 3000][..], &[2; 3000], &[3; 3000]].map(Bytes::copy_from_slice);
+        let mut head = Gather::new(Keep::Head(4096));
+        chunks().into_iter().for_each(|c| head.push(c));
+        let (body, len) = head.finish();
+        assert_eq!((body.len(), len), (6000, 9000));
+        assert_eq!(&body[2999..3001], &[1, 2]);
+        let mut all = Gather::new(Keep::All);
+        chunks().into_iter().for_each(|c| all.push(c));
+        assert_eq!(all.finish().0.len(), 9000);
+        let mut none = Gather::new(Keep::Head(0));
+        chunks().into_iter().for_each(|c| none.push(c));
+        assert_eq!(none.finish(), (Bytes::new(), 9000));
+    }
 }

@@ -14,7 +14,7 @@ pub mod playlist;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use client::{ok, Conn, Proto, Target, TextDecoder};
+use client::{ok, Conn, Keep, Proto, Target, TextDecoder};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,18 +141,20 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-async fn get(run: &Run, conn: &mut Conn, path: &str) -> Result<client::Response> {
-    let r = tokio::time::timeout(REQUEST_TIMEOUT, conn.get(&run.target, path))
+async fn get(run: &Run, conn: &mut Conn, path: &str, keep: Keep) -> Result<client::Response> {
+    let r = tokio::time::timeout(REQUEST_TIMEOUT, conn.get(&run.target, path, keep))
         .await
         .context("request timed out")??;
     if Instant::now() >= run.measure_from {
         run.stats.requests.fetch_add(1, Ordering::Relaxed);
-        run.stats
-            .bytes
-            .fetch_add(r.body.len() as u64, Ordering::Relaxed);
+        run.stats.bytes.fetch_add(r.len as u64, Ordering::Relaxed);
     }
     Ok(r)
 }
+
+/// How much of a part the timeline check needs: its `moof` (a few hundred bytes for a 200 ms
+/// part) comes first; the media after it is counted, not kept.
+const PART_HEAD: Keep = Keep::Head(4096);
 
 /// Follows one rendition until the run ends; restarts from the plain playlist after an error.
 async fn follow(
@@ -199,11 +201,11 @@ async fn follow_once(
     at: &mut Continuity,
 ) -> Result<()> {
     let playlist = format!("{}/{rendition}.m3u8", run.base);
-    let r = get(run, conn, &playlist).await?;
+    let r = get(run, conn, &playlist, Keep::All).await?;
     ok(&r, "playlist")?;
     let body = dec.text(&r)?.to_string();
     if let Some(init) = playlist::init_uri(&body) {
-        let r = get(run, conn, &format!("{}/{init}", run.base)).await?;
+        let r = get(run, conn, &format!("{}/{init}", run.base), Keep::Head(0)).await?;
         ok(&r, "init")?;
     }
     // hls.js asks for delta updates when the server offers them
@@ -239,7 +241,7 @@ async fn follow_once(
                 at.media(&run.stats, None);
                 continue;
             }
-            let r = get(run, conn, &format!("{}/{}", run.base, p.uri)).await?;
+            let r = get(run, conn, &format!("{}/{}", run.base, p.uri), PART_HEAD).await?;
             ok(&r, "part")?;
             at.media(&run.stats, Some(&r.body));
             if Instant::now() >= run.measure_from {
@@ -261,14 +263,10 @@ async fn follow_once(
             last.0,
             last.1 + 1
         );
-        let r = get(run, conn, &target).await?;
+        let r = get(run, conn, &target, Keep::All).await?;
         ok(&r, "blocking reload")?;
-        (listed, ended) = playlist::parts(dec.text(&r)?);
-        pending = listed
-            .iter()
-            .filter(|p| (p.msn, p.index) > last)
-            .cloned()
-            .collect();
+        (listed, ended) = playlist::parts_after(dec.text(&r)?, Some(last));
+        pending = listed.clone();
     }
 }
 
@@ -279,7 +277,7 @@ async fn viewer(run: Arc<Run>, endpoint: Option<quinn::Endpoint>) {
     };
     run.stats.viewers_started.fetch_add(1, Ordering::Relaxed);
     let mv = format!("{}/index.m3u8", run.base);
-    let renditions: Vec<String> = match get(&run, &mut conn, &mv).await.and_then(|r| {
+    let renditions: Vec<String> = match get(&run, &mut conn, &mv, Keep::All).await.and_then(|r| {
         ok(&r, "multivariant")?;
         Ok(TextDecoder::default().text(&r)?.to_string())
     }) {

@@ -15,6 +15,11 @@ pub struct PartRef {
 
 /// Parts listed in `text` (GAP parts included, flagged) and whether the playlist has ENDLIST.
 pub fn parts(text: &str) -> (Vec<PartRef>, bool) {
+    parts_after(text, None)
+}
+
+/// [`parts`], only those after `after` (msn, index).
+pub fn parts_after(text: &str, after: Option<(u64, u32)>) -> (Vec<PartRef>, bool) {
     let mut msn: u64 = 0;
     let mut index = 0u32;
     let mut out = Vec::new();
@@ -24,6 +29,10 @@ pub fn parts(text: &str) -> (Vec<PartRef>, bool) {
         } else if let Some(v) = line.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS=") {
             msn += v.trim().parse::<u64>().unwrap_or(0);
         } else if line.starts_with("#EXT-X-PART:") {
+            if after.is_some_and(|a| (msn, index) <= a) {
+                index += 1;
+                continue;
+            }
             let uri = line
                 .split("URI=\"")
                 .nth(1)
@@ -71,6 +80,8 @@ mod tests {
             vec![(6, 0, false), (6, 1, true), (6, 2, false), (7, 0, false)]
         );
         assert_eq!(p[3].uri, "video_7.0.m4s");
+        let (after, _) = parts_after(text, Some((6, 1)));
+        assert_eq!(after, p[2..].to_vec());
         assert_eq!(init_uri(text), Some("video_init0.mp4"));
     }
 }
