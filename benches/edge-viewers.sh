@@ -3,8 +3,10 @@
 # configs/edge.toml), one looped RTMP publisher (ffmpeg, real time), and ferrocast-loadgen's
 # hls.js-like viewers against the edge, for each HTTP version and viewer count given.
 # Everything shares this machine's cores. Prints one JSON line per run with the loadgen's
-# figures, the edge's RSS and CPU, the generator's CPU (% of one core, over its whole run), and the coalescing factor (viewer requests / upstream
-# requests) measured from the edge's metrics.
+# figures; the edge's RSS and CPU (% of one core) in the steady state (after the ramp and
+# warm-up), the generator's CPU over its whole run, and the coalescing factor (viewer requests /
+# upstream requests, from the edge's metrics) over the whole run (each viewer's tune-in
+# playlists are `no-cache`, so they all reach the origin) and in the steady state.
 # Usage: bash benches/edge-viewers.sh "1.1 2 3" "500 1000" [SECONDS=20] [SAMPLE=tests/fixtures/sample-h264-aac-small.flv]
 # Needs: ffmpeg, curl, GNU time (/usr/bin/time), a release build (cargo build --release).
 set -euo pipefail
@@ -28,11 +30,17 @@ cert=$(ls /tmp/ferrocast-selfsigned-8443.pem)
 for v in $VERSIONS; do
   for n in $COUNTS; do
     if [ "$v" = 1.1 ]; then url=http://127.0.0.1:8080/live/bench/index.m3u8; else url=https://127.0.0.1:8443/live/bench/index.m3u8; fi
-    r0=$(counter ferrocast_http_requests_total); u0=$(counter ferrocast_edge_upstream_requests_total); c0=$(ticks $edge)
-    out=$(/usr/bin/time -o "$work/lg-time" -f '%U %S %e' "$bin/ferrocast-loadgen" "$url" --cafile "$cert" --viewers "$n" --http "$v" --duration "$SECS" --ramp 5 --warmup 3 --json)
-    lg_cpu=$(awk '{printf "%.0f", ($1 + $2) * 100 / $3}' "$work/lg-time")
-    r1=$(counter ferrocast_http_requests_total); u1=$(counter ferrocast_edge_upstream_requests_total); c1=$(ticks $edge)
+    r0=$(counter ferrocast_http_requests_total); u0=$(counter ferrocast_edge_upstream_requests_total)
+    /usr/bin/time -o "$work/lg-time" -f '%U %S %e' "$bin/ferrocast-loadgen" "$url" --cafile "$cert" --viewers "$n" --http "$v" --duration "$SECS" --ramp 5 --warmup 3 --json >"$work/lg-out" & lg=$!
+    # the steady state: from the end of the ramp and warm-up to the end of the run
+    sleep 8
+    rm=$(counter ferrocast_http_requests_total); um=$(counter ferrocast_edge_upstream_requests_total); cm=$(ticks $edge); tm=$(date +%s.%N)
     rss=$(awk '/VmRSS/{print $2}' /proc/$edge/status)
-    echo "$out" | sed "s/}\$/,\"edge_rss_mib\":$((rss / 1024)),\"edge_cpu_pct\":$(( (c1 - c0) * 100 / tck / SECS )),\"loadgen_cpu_pct\":$lg_cpu,\"coalescing\":$(awk -v a=$((r1 - r0)) -v b=$((u1 - u0)) 'BEGIN{printf "%.1f", a/(b>0?b:1)}')}/"
+    wait $lg
+    r1=$(counter ferrocast_http_requests_total); u1=$(counter ferrocast_edge_upstream_requests_total); c1=$(ticks $edge); t1=$(date +%s.%N)
+    lg_cpu=$(awk '{printf "%.0f", ($1 + $2) * 100 / $3}' "$work/lg-time")
+    edge_cpu=$(awk -v c=$((c1 - cm)) -v t="$tck" -v a="$tm" -v b="$t1" 'BEGIN{printf "%.0f", c * 100 / t / (b - a)}')
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", a/(b>0?b:1)}'; }
+    sed "s/}\$/,\"edge_rss_mib\":$((rss / 1024)),\"edge_cpu_pct\":$edge_cpu,\"loadgen_cpu_pct\":$lg_cpu,\"coalescing\":$(ratio $((r1 - r0)) $((u1 - u0))),\"coalescing_steady\":$(ratio $((r1 - rm)) $((u1 - um)))}/" "$work/lg-out"
   done
 done
