@@ -110,6 +110,15 @@ async fn https_and_http3_on_origin_and_edge() {
         )
         .await;
         assert_eq!(h3_requests, 3.0);
+        // a request whose FIN has not arrived when its answer is complete is stopped with
+        // H3_NO_ERROR (RFC 9114 §4.1), not quinn's default code 0, which a client reports
+        // as the request failing
+        let (status, stopped) = c.get_unfinished("/live/secure/index.m3u8").await;
+        assert_eq!(status, 200);
+        assert!(
+            ferrocast_loadgen::client::h3_no_error(&stopped),
+            "stopped with {stopped}"
+        );
     }
     push.await.unwrap();
 }

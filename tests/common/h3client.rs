@@ -63,7 +63,10 @@ impl H3 {
         if !body.is_empty() {
             stream.send_data(body).await.expect("h3 request body");
         }
-        stream.finish().await.unwrap();
+        // a server that has answered may stop the rest of the request with H3_NO_ERROR
+        if let Err(e) = stream.finish().await {
+            assert!(ferrocast_loadgen::client::h3_no_error(&e), "h3 finish: {e}");
+        }
         let resp = stream.recv_response().await.expect("h3 response");
         assert_eq!(resp.version(), http::Version::HTTP_3);
         let mut body = Vec::new();
@@ -75,6 +78,29 @@ impl H3 {
             status: resp.status().as_u16(),
             headers: resp.headers().clone(),
             body: Bytes::from(body),
+        }
+    }
+
+    /// GETs `path` without finishing the request, reads the whole response, then writes to
+    /// the request stream until the server's STOP_SENDING arrives: the status and the error
+    /// the write failed with (within 5 s).
+    pub async fn get_unfinished(&mut self, path: &str) -> (u16, h3::error::StreamError) {
+        let req = http::Request::get(format!("https://{}{path}", self.authority))
+            .body(())
+            .unwrap();
+        let mut stream = self.send.send_request(req).await.expect("h3 request");
+        let resp = stream.recv_response().await.expect("h3 response");
+        while stream.recv_data().await.expect("h3 body").is_some() {}
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if let Err(e) = stream.send_data(Bytes::from_static(b"x")).await {
+                return (resp.status().as_u16(), e);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never stopped the request stream"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 }

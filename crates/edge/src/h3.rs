@@ -182,7 +182,13 @@ async fn request(
             None => break,
         }
     }
-    stream.finish().await
+    let finished = stream.finish().await;
+    // The response is complete, so whatever is left of the request is not needed (a GET's
+    // FIN may still be on its way). Stop it with H3_NO_ERROR as RFC 9114 §4.1 asks: quinn's
+    // default on drop is code 0, which a client writing its FIN (or h3's GREASE frame) after
+    // our answer reports as the request failing.
+    stream.stop_sending(h3::error::Code::H3_NO_ERROR);
+    finished
 }
 
 /// Binds UDP on the TCP listener's port when the configured port was 0 (tests), so that the
