@@ -216,8 +216,8 @@ impl AsyncWrite for SendfileTcp {
             return self.poll_sendfile(cx, &file, off, n);
         }
         // the plain run up to the first memory-file buffer; that one follows at once
-        match bufs.iter().position(|b| lookup(b).is_some()) {
-            Some(k) => self.poll_send_more(cx, &bufs[..k]),
+        match bufs[1..].iter().position(|b| lookup(b).is_some()) {
+            Some(k) => self.poll_send_more(cx, &bufs[..=k]),
             None => Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs),
         }
     }

@@ -440,7 +440,7 @@ pub(crate) mod tests {
             "{:02x?}",
             c.record
         );
-        // Main and Baseline records carry none
+        // a Constrained Baseline record carries none
         let b = AvcConfig::parse(small_record()).unwrap();
         let b = AvcConfig::from_parameter_sets(&b.sps[0], &b.pps[0]).unwrap();
         assert_eq!(b.record.len(), 11 + b.sps[0].len() + b.pps[0].len());
